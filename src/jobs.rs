@@ -1,25 +1,411 @@
-//! The job verbs: submit, status, jobs, approve.
+//! The job verbs: `submit`, `status`, `jobs` and `approve`. They read job and
+//! step items straight from DynamoDB, so they never need the Step Functions
+//! execution history.
 
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use garden_workers::store::{self, JobItem, JobStatus, StepItem, StepStatus};
+use garden_workflows::wire::{Export, JobMessage, TaskResult, errors};
+use miette::{IntoDiagnostic, WrapErr, miette};
+use serde_json::{Value, json};
+
+use crate::deploy::TargetArgs;
 
 #[derive(clap::Args)]
-pub struct SubmitArgs {}
-#[derive(clap::Args)]
-pub struct StatusArgs {}
-#[derive(clap::Args)]
-pub struct JobsArgs {}
-#[derive(clap::Args)]
-pub struct ApproveArgs {}
+pub struct SubmitArgs {
+    /// The workflow to run, as deployed.
+    pub workflow: String,
+    /// The job input: JSON text, or `@FILE` to read it from a file.
+    #[arg(long, default_value = "{}")]
+    pub input: String,
+    /// Use this job id instead of a new one.
+    #[arg(long, conflicts_with = "idempotency_key")]
+    pub job_id: Option<String>,
+    /// Messages with the same key make one job.
+    #[arg(long)]
+    pub idempotency_key: Option<String>,
+    /// Show the steps as they progress and exit with the job's outcome.
+    #[arg(long)]
+    pub wait: bool,
+    /// With --wait: give up after this many seconds.
+    #[arg(long, default_value_t = 600)]
+    pub timeout: u64,
+    #[command(flatten)]
+    pub target: TargetArgs,
+}
 
-pub async fn submit(_args: SubmitArgs) -> miette::Result<ExitCode> {
-    Err(miette::miette!("not built yet"))
+#[derive(clap::Args)]
+pub struct StatusArgs {
+    pub job_id: String,
+    /// Print the job and its steps as JSON.
+    #[arg(long, conflicts_with = "wait")]
+    pub json: bool,
+    /// Follow the steps as they progress and exit with the job's outcome.
+    #[arg(long)]
+    pub wait: bool,
+    /// With --wait: give up after this many seconds.
+    #[arg(long, default_value_t = 600)]
+    pub timeout: u64,
+    #[command(flatten)]
+    pub target: TargetArgs,
 }
-pub async fn status(_args: StatusArgs) -> miette::Result<ExitCode> {
-    Err(miette::miette!("not built yet"))
+
+#[derive(clap::Args)]
+pub struct JobsArgs {
+    /// Only jobs of this workflow (`_rejected` for messages naming no known workflow).
+    #[arg(long)]
+    pub workflow: Option<String>,
+    /// Only jobs in this state: RUNNING, SUCCEEDED, FAILED, TIMED_OUT or REJECTED.
+    #[arg(long)]
+    pub status: Option<String>,
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub target: TargetArgs,
 }
-pub async fn list(_args: JobsArgs) -> miette::Result<ExitCode> {
-    Err(miette::miette!("not built yet"))
+
+#[derive(clap::Args)]
+pub struct ApproveArgs {
+    pub job_id: String,
+    pub step: String,
+    /// Reject instead of approve: the step fails with `Garden.Rejected`.
+    #[arg(long)]
+    pub reject: bool,
+    /// Why, recorded on the step.
+    #[arg(long)]
+    pub reason: Option<String>,
+    #[command(flatten)]
+    pub target: TargetArgs,
 }
-pub async fn approve(_args: ApproveArgs) -> miette::Result<ExitCode> {
-    Err(miette::miette!("not built yet"))
+
+/// AWS clients and the table, for one command.
+struct Session {
+    ddb: aws_sdk_dynamodb::Client,
+    sqs: aws_sdk_sqs::Client,
+    sfn: aws_sdk_sfn::Client,
+    table: String,
+    prefix: String,
+}
+
+impl Session {
+    async fn new(target: &TargetArgs) -> Self {
+        let config = target.sdk_config().await;
+        Session {
+            ddb: aws_sdk_dynamodb::Client::new(&config),
+            sqs: aws_sdk_sqs::Client::new(&config),
+            sfn: aws_sdk_sfn::Client::new(&config),
+            table: garden_workflows::target::table_name(&target.prefix),
+            prefix: target.prefix.clone(),
+        }
+    }
+
+    async fn job(&self, job_id: &str) -> miette::Result<JobItem> {
+        store::get_job(&self.ddb, &self.table, job_id)
+            .await
+            .map_err(|e| miette!("cannot read job `{job_id}`: {e}"))?
+            .ok_or_else(|| miette!(help = "list recent jobs with `garden jobs`", "no job `{job_id}` in table `{}`", self.table))
+    }
+
+    /// The deployed workflows' names, from the registry items.
+    async fn workflow_names(&self) -> miette::Result<Vec<String>> {
+        let mut names = Vec::new();
+        let mut pages = self
+            .ddb
+            .scan()
+            .table_name(&self.table)
+            .filter_expression("SK = :sk")
+            .expression_attribute_values(":sk", aws_sdk_dynamodb::types::AttributeValue::S("WORKFLOW".into()))
+            .projection_expression("PK")
+            .into_paginator()
+            .items()
+            .send();
+        while let Some(item) = pages.next().await {
+            let item = item.map_err(|e| {
+                miette!("cannot list workflows in table `{}`: {}", self.table, garden_infra::error_message(&e))
+            })?;
+            if let Some(name) = item.get("PK").and_then(|v| v.as_s().ok()).and_then(|pk| pk.strip_prefix("WORKFLOW#")) {
+                names.push(name.to_owned());
+            }
+        }
+        Ok(names)
+    }
+
+    async fn steps(&self, job_id: &str) -> miette::Result<Vec<StepItem>> {
+        store::list_steps(&self.ddb, &self.table, job_id)
+            .await
+            .map_err(|e| miette!("cannot read the steps of job `{job_id}`: {e}"))
+    }
+}
+
+pub async fn submit(args: SubmitArgs) -> miette::Result<ExitCode> {
+    let input = read_input(&args.input)?;
+    let session = Session::new(&args.target).await;
+    let deployed = store::get_workflow(&session.ddb, &session.table, &args.workflow)
+        .await
+        .map_err(|e| miette!("cannot read the workflow registry in table `{}`: {e}", session.table))?;
+    if deployed.is_none() {
+        return Err(miette!(
+            help = "deploy it first: `garden deploy definitions/{}.yaml`",
+            "workflow `{}` is not deployed in table `{}`",
+            args.workflow,
+            session.table
+        ));
+    }
+    let job_id = match (&args.job_id, &args.idempotency_key) {
+        (Some(id), _) => id.clone(),
+        (None, Some(key)) => garden_workers::dispatcher::derive_job_id(&args.workflow, key),
+        (None, None) => format!("j-{}", uuid::Uuid::new_v4().simple()),
+    };
+    let message = JobMessage {
+        workflow: args.workflow.clone(),
+        input,
+        job_id: args.idempotency_key.is_none().then(|| job_id.clone()),
+        idempotency_key: args.idempotency_key.clone(),
+    };
+    let queue = garden_workflows::target::jobs_queue_name(&session.prefix);
+    let queue_url = session
+        .sqs
+        .get_queue_url()
+        .queue_name(&queue)
+        .send()
+        .await
+        .map_err(|e| miette!("cannot find the jobs queue `{queue}`: {}", garden_infra::error_message(&e)))?
+        .queue_url
+        .unwrap_or_default();
+    session
+        .sqs
+        .send_message()
+        .queue_url(&queue_url)
+        .message_body(serde_json::to_string(&message).into_diagnostic()?)
+        .send()
+        .await
+        .map_err(|e| miette!("cannot send the job message: {}", garden_infra::error_message(&e)))?;
+    eprintln!("submitted job {job_id} ({}) to {queue}", args.workflow);
+    if !args.wait {
+        println!("{job_id}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    wait_for(&session, &job_id, Duration::from_secs(args.timeout)).await
+}
+
+fn read_input(text: &str) -> miette::Result<Value> {
+    let (source, text) = match text.strip_prefix('@') {
+        Some(path) => {
+            let path = PathBuf::from(path);
+            let text = std::fs::read_to_string(&path)
+                .into_diagnostic()
+                .wrap_err_with(|| format!("cannot read the input file {}", path.display()))?;
+            (path.display().to_string(), text)
+        }
+        None => ("--input".to_owned(), text.to_owned()),
+    };
+    serde_json::from_str(&text).map_err(|e| {
+        miette!(
+            help = "pass JSON, for example --input '{{\"topic\": \"tides\"}}', or @file.json",
+            "{source} is not JSON: {e}"
+        )
+    })
+}
+
+/// Polls the job and its steps, printing each step as its state changes,
+/// until the job ends; the exit code is the job's outcome.
+async fn wait_for(session: &Session, job_id: &str, timeout: Duration) -> miette::Result<ExitCode> {
+    let started = Instant::now();
+    let mut seen: BTreeMap<String, (StepStatus, u32)> = BTreeMap::new();
+    loop {
+        let job = store::get_job(&session.ddb, &session.table, job_id)
+            .await
+            .map_err(|e| miette!("cannot read job `{job_id}`: {e}"))?;
+        if let Some(job) = &job {
+            for step in session.steps(job_id).await? {
+                let key = step_label(&step);
+                if seen.get(&key) != Some(&(step.status, step.attempts)) {
+                    eprintln!("  {:>6.1}s  {}", started.elapsed().as_secs_f64(), step_line(&step));
+                    seen.insert(key, (step.status, step.attempts));
+                }
+            }
+            if job.status != JobStatus::Running {
+                print_job(job, &session.steps(job_id).await?);
+                return Ok(exit_code(job.status));
+            }
+        }
+        if started.elapsed() > timeout {
+            return Err(miette!(
+                help = format!("it may still finish: `garden status {job_id}`"),
+                "job `{job_id}` did not finish within {}s",
+                timeout.as_secs()
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+fn exit_code(status: JobStatus) -> ExitCode {
+    if status == JobStatus::Succeeded { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}
+
+pub async fn status(args: StatusArgs) -> miette::Result<ExitCode> {
+    let session = Session::new(&args.target).await;
+    if args.wait {
+        return wait_for(&session, &args.job_id, Duration::from_secs(args.timeout)).await;
+    }
+    let job = session.job(&args.job_id).await?;
+    let steps = session.steps(&args.job_id).await?;
+    if args.json {
+        let out = json!({"job": job, "steps": steps});
+        println!("{}", serde_json::to_string_pretty(&out).into_diagnostic()?);
+    } else {
+        print_job(&job, &steps);
+    }
+    Ok(exit_code(job.status))
+}
+
+fn print_job(job: &JobItem, steps: &[StepItem]) {
+    eprintln!("job {}  workflow {}  {}", job.job_id, job.workflow, job.status.as_str());
+    eprintln!("  created {}  updated {}", job.created_at, job.updated_at);
+    if let Some(reason) = &job.reason {
+        eprintln!("  rejected: {reason}");
+    }
+    if let Some(error) = &job.error {
+        let step = job.failed_step.as_deref().unwrap_or("-");
+        eprintln!("  failed at step {step}: {error}: {}", job.cause.as_deref().unwrap_or(""));
+    }
+    let (input_tokens, output_tokens) = steps.iter().fold((0, 0), |(i, o), s| {
+        (i + s.input_tokens.unwrap_or(0), o + s.output_tokens.unwrap_or(0))
+    });
+    for step in steps {
+        eprintln!("  {}", step_line(step));
+    }
+    eprintln!("  model tokens: {input_tokens} in, {output_tokens} out");
+    if let Some(output) = &job.output {
+        println!("{}", serde_json::to_string_pretty(output).unwrap_or_default());
+    }
+}
+
+fn step_label(step: &StepItem) -> String {
+    match step.item {
+        Some(item) => format!("{}[{item}]", step.step),
+        None => step.step.clone(),
+    }
+}
+
+fn step_line(step: &StepItem) -> String {
+    let mut line = format!("{:<24} {:<16}", step_label(step), step.status.as_str());
+    line.push_str(&format!(" attempts {}", step.attempts));
+    if let Some(ms) = step.duration_ms {
+        line.push_str(&format!("  {:.2}s", ms as f64 / 1000.0));
+    }
+    if let (Some(i), Some(o)) = (step.input_tokens, step.output_tokens) {
+        line.push_str(&format!("  tokens {i}/{o}"));
+    }
+    if let Some(error) = &step.error {
+        line.push_str(&format!("  {error}: {}", step.cause.as_deref().unwrap_or("")));
+    }
+    line
+}
+
+pub async fn list(args: JobsArgs) -> miette::Result<ExitCode> {
+    let session = Session::new(&args.target).await;
+    let wanted_status = match &args.status {
+        Some(text) => Some(JobStatus::parse(&text.to_uppercase()).ok_or_else(|| {
+            miette!(help = "use RUNNING, SUCCEEDED, FAILED, TIMED_OUT or REJECTED", "unknown job status `{text}`")
+        })?),
+        None => None,
+    };
+    let workflows = match &args.workflow {
+        Some(name) => vec![name.clone()],
+        None => {
+            let mut names = session.workflow_names().await?;
+            names.push("_rejected".into());
+            names
+        }
+    };
+    let mut jobs = Vec::new();
+    for workflow in &workflows {
+        let found = store::list_jobs_by_workflow(&session.ddb, &session.table, workflow, 200)
+            .await
+            .map_err(|e| miette!("cannot list jobs of `{workflow}`: {e}"))?;
+        jobs.extend(found.into_iter().filter(|job| wanted_status.is_none_or(|s| job.status == s)));
+    }
+    jobs.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+    jobs.truncate(args.limit);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&jobs).into_diagnostic()?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    for job in &jobs {
+        let note = job.reason.as_deref().or(job.error.as_deref()).unwrap_or("");
+        println!(
+            "{:<40} {:<20} {:<10} {}  {note}",
+            job.job_id,
+            job.workflow,
+            job.status.as_str(),
+            job.created_at
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn approve(args: ApproveArgs) -> miette::Result<ExitCode> {
+    let session = Session::new(&args.target).await;
+    session.job(&args.job_id).await?;
+    let (token, request) = store::approval_token(&session.ddb, &session.table, &args.job_id, &args.step)
+        .await
+        .map_err(|e| miette!("cannot read step `{}`: {e}", args.step))?
+        .ok_or_else(|| {
+            miette!(
+                help = format!("see the job's steps with `garden status {}`", args.job_id),
+                "step `{}` of job `{}` is not waiting for approval",
+                args.step,
+                args.job_id
+            )
+        })?;
+    let approved = !args.reject;
+    let output = json!({"approved": approved, "reason": args.reason});
+    let answer = if approved {
+        let wanted: Vec<Export> = serde_json::from_value(request["exports"].clone()).unwrap_or_default();
+        let result = TaskResult {
+            step: args.step.clone(),
+            item: request["item"].as_u64(),
+            exports: garden_workers::step::exports(&wanted, &output),
+        };
+        let text = serde_json::to_string(&result).into_diagnostic()?;
+        session
+            .sfn
+            .send_task_success()
+            .task_token(&token)
+            .output(text)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| garden_infra::error_message(&e))
+    } else {
+        let cause = json!({"step": args.step, "message": args.reason.as_deref().unwrap_or("rejected")});
+        session
+            .sfn
+            .send_task_failure()
+            .task_token(&token)
+            .error(errors::REJECTED)
+            .cause(cause.to_string())
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| garden_infra::error_message(&e))
+    };
+    answer.map_err(|message| miette!("cannot answer the approval: {message}"))?;
+    store::record_approval(&session.ddb, &session.table, &args.job_id, &args.step, approved, &output)
+        .await
+        .map_err(|e| miette!("answered, but cannot record it on the step: {e}"))?;
+    eprintln!(
+        "{} step {} of job {}",
+        if approved { "approved" } else { "rejected" },
+        args.step,
+        args.job_id
+    );
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,25 +1,166 @@
 //! The offline verbs: validate, compile, graph, schema. No AWS call is made.
 
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-#[derive(clap::Args)]
-pub struct ValidateArgs {}
-#[derive(clap::Args)]
-pub struct CompileArgs {}
-#[derive(clap::Args)]
-pub struct GraphArgs {}
-#[derive(clap::Args)]
-pub struct SchemaArgs {}
+use garden_workflows::{Diagnostics, Target, Workflow, compile as compile_workflow, load_file};
+use miette::{IntoDiagnostic, Report, WrapErr};
 
-pub fn validate(_args: ValidateArgs) -> miette::Result<ExitCode> {
-    Err(miette::miette!("not built yet"))
+#[derive(clap::Args)]
+pub struct ValidateArgs {
+    /// Definition files (YAML).
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
 }
-pub fn compile(_args: CompileArgs) -> miette::Result<ExitCode> {
-    Err(miette::miette!("not built yet"))
+
+#[derive(clap::Args)]
+pub struct CompileArgs {
+    /// The definition file (YAML).
+    pub file: PathBuf,
+    /// Where to write `<name>.asl.json`, `<name>.policy.json` and `<name>.resources.json`.
+    #[arg(short, long, default_value = "build")]
+    pub out: PathBuf,
+    /// Print the plan: parallel groups, added waiting, transitions and cost per 1,000 jobs.
+    #[arg(long)]
+    pub explain: bool,
+    /// The AWS region the state machine runs in.
+    #[arg(long, env = "AWS_REGION", default_value = "us-east-1")]
+    pub region: String,
+    /// The AWS account id (LocalStack's by default).
+    #[arg(long, default_value = "000000000000")]
+    pub account: String,
+    /// The prefix of every resource name.
+    #[arg(long, default_value = garden_workflows::target::DEFAULT_PREFIX)]
+    pub prefix: String,
 }
-pub fn graph(_args: GraphArgs) -> miette::Result<ExitCode> {
-    Err(miette::miette!("not built yet"))
+
+#[derive(clap::Args)]
+pub struct GraphArgs {
+    /// The definition file (YAML).
+    pub file: PathBuf,
+    #[arg(long, value_enum, default_value_t = GraphFormat::Mermaid)]
+    pub format: GraphFormat,
 }
-pub fn schema(_args: SchemaArgs) -> miette::Result<ExitCode> {
-    Err(miette::miette!("not built yet"))
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum GraphFormat {
+    Mermaid,
+    Dot,
+}
+
+#[derive(clap::Args)]
+pub struct SchemaArgs {
+    /// Write the schema to this file instead of standard output.
+    #[arg(short, long)]
+    pub out: Option<PathBuf>,
+}
+
+/// Checks each file and prints every problem; exit code 1 when any file has an error.
+pub fn validate(args: ValidateArgs) -> miette::Result<ExitCode> {
+    let mut failed = false;
+    for file in &args.files {
+        match load(file) {
+            Ok(wf) => {
+                print_warnings(&wf);
+                out(&format!(
+                    "ok  {} ({}, {} steps)",
+                    file.display(),
+                    wf.name,
+                    wf.steps.len()
+                ))?;
+            }
+            Err(diags) => {
+                failed = true;
+                eprintln!("{:?}", Report::new(diags));
+            }
+        }
+    }
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+/// Compiles one definition and writes its artifacts.
+pub fn compile(args: CompileArgs) -> miette::Result<ExitCode> {
+    let Ok(wf) = load(&args.file).map_err(|d| eprintln!("{:?}", Report::new(d))) else {
+        return Ok(ExitCode::FAILURE);
+    };
+    print_warnings(&wf);
+    let target = Target::aws(&args.region, &args.account, &args.prefix);
+    let compiled = match compile_workflow(&wf, &target) {
+        Ok(c) => c,
+        Err(diags) => {
+            eprintln!("{:?}", Report::new(diags));
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    std::fs::create_dir_all(&args.out)
+        .into_diagnostic()
+        .wrap_err_with(|| format!("cannot create `{}`", args.out.display()))?;
+    let write = |suffix: &str, value: &serde_json::Value| -> miette::Result<PathBuf> {
+        let path = args.out.join(format!("{}.{suffix}.json", compiled.name));
+        let mut text = serde_json::to_string_pretty(value).into_diagnostic()?;
+        text.push('\n');
+        std::fs::write(&path, text)
+            .into_diagnostic()
+            .wrap_err_with(|| format!("cannot write `{}`", path.display()))?;
+        Ok(path)
+    };
+    let asl = write("asl", &compiled.asl)?;
+    let policy = write("policy", &compiled.policy)?;
+    let mut resources = compiled.resources.clone();
+    resources["definition_hash"] = compiled.hash.clone().into();
+    resources["input_schema"] = compiled.input_schema.clone();
+    let resources = write("resources", &resources)?;
+    for path in [asl, policy, resources] {
+        out(&format!("wrote {}", path.display()))?;
+    }
+    out(&format!("definition hash {}", compiled.hash))?;
+    if args.explain {
+        out("")?;
+        out(&compiled.explain.to_string())?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints the dependency graph.
+pub fn graph(args: GraphArgs) -> miette::Result<ExitCode> {
+    let Ok(wf) = load(&args.file).map_err(|d| eprintln!("{:?}", Report::new(d))) else {
+        return Ok(ExitCode::FAILURE);
+    };
+    let text = match args.format {
+        GraphFormat::Mermaid => garden_workflows::diagram::mermaid(&wf),
+        GraphFormat::Dot => garden_workflows::diagram::dot(&wf),
+    };
+    out(text.trim_end())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints (or writes) the JSON Schema of definitions.
+pub fn schema(args: SchemaArgs) -> miette::Result<ExitCode> {
+    let text = garden_workflows::schema::definition_schema();
+    match args.out {
+        Some(path) => std::fs::write(&path, text)
+            .into_diagnostic()
+            .wrap_err_with(|| format!("cannot write `{}`", path.display()))?,
+        None => out(text.trim_end())?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn load(file: &Path) -> Result<Workflow, Diagnostics> {
+    load_file(file)
+}
+
+fn print_warnings(wf: &Workflow) {
+    if wf.warnings.is_empty() {
+        return;
+    }
+    let diags = Diagnostics {
+        problems: wf.warnings.clone(),
+    };
+    eprintln!("{:?}", Report::new(diags));
+}
+
+fn out(line: &str) -> miette::Result<()> {
+    writeln!(std::io::stdout().lock(), "{line}").into_diagnostic()
 }

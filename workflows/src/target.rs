@@ -28,7 +28,10 @@ impl Target {
         let queue_urls = TaskKind::ALL
             .into_iter()
             .map(|kind| {
-                let url = format!("https://sqs.{region}.amazonaws.com/{account}/{}", task_queue_name(prefix, kind));
+                let url = format!(
+                    "https://sqs.{region}.amazonaws.com/{account}/{}",
+                    task_queue_name(prefix, kind)
+                );
                 (kind, url)
             })
             .collect();

@@ -445,7 +445,10 @@ impl Parser<'_> {
         if first.is_alphabetic() || first == '_' {
             return self.path();
         }
-        Err(self.error(&format!("unexpected `{first}`: expected a path, a number or a string"), 1))
+        Err(self.error(
+            &format!("unexpected `{first}`: expected a path, a number or a string"),
+            1,
+        ))
     }
 
     fn path(&mut self) -> Result<Expr, ParseError> {
@@ -481,7 +484,10 @@ impl Parser<'_> {
                 _ => {}
             }
         }
-        Ok(Expr::Path(Path { segments, offset: start }))
+        Ok(Expr::Path(Path {
+            segments,
+            offset: start,
+        }))
     }
 
     fn ident(&mut self) -> String {
@@ -527,9 +533,15 @@ mod tests {
 
     #[test]
     fn conditions_compare_numbers_and_combine() {
-        let out = render_with(&json!("{{ steps.outline.output.confidence < 0.7 && !(input.topic == 'sand') }}")).unwrap();
+        let out = render_with(&json!(
+            "{{ steps.outline.output.confidence < 0.7 && !(input.topic == 'sand') }}"
+        ))
+        .unwrap();
         assert_eq!(out, json!(true));
-        let out = render_with(&json!("{{ steps.outline.output.confidence >= 0.7 || input.years > 5 }}")).unwrap();
+        let out = render_with(&json!(
+            "{{ steps.outline.output.confidence >= 0.7 || input.years > 5 }}"
+        ))
+        .unwrap();
         assert_eq!(out, json!(false));
     }
 

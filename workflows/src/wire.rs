@@ -152,6 +152,11 @@ pub struct TaskResult {
 pub struct StepSpec {
     #[serde(flatten)]
     pub action: Action,
+    /// The `for_each` template of a fan-out step (such as
+    /// `{{ steps.outline.output.sections }}`): the worker renders it to find the
+    /// element at [`TaskMessage::item`], which templates read as `item`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub for_each: Option<String>,
     #[serde(default)]
     pub retry: RetryPolicy,
     /// Seconds the whole step may take, all attempts included.
@@ -170,7 +175,9 @@ pub enum Action {
     Agent(AgentAction),
     Approval(ApprovalAction),
     /// Render the workflow's `output` template and store it on the job item.
-    Output { output: Value },
+    Output {
+        output: Value,
+    },
 }
 
 impl Action {
@@ -369,6 +376,7 @@ mod tests {
                     name: "calculate_npv".into(),
                     arguments: serde_json::json!({"rate": "{{ input.rate }}"}),
                 }),
+                for_each: None,
                 retry: RetryPolicy::default(),
                 timeout_secs: Some(60),
                 heartbeat_secs: None,

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Stop the whole local stack that up.sh started: the stand-ins, the agent process, then
+# LocalStack (stop.sh). Each by its PID file (SIGTERM, SIGKILL after a grace period); safe to
+# run when some or all parts are not running. GARDEN_KEEP_LOCALSTACK=1 leaves LocalStack up.
+set -euo pipefail
+source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib.sh"
+
+stop_pid tools "$GARDEN_RUN_DIR/tools.pid" "garden-standins tools" 10
+stop_pid converse "$GARDEN_RUN_DIR/converse.pid" "garden-standins converse" 10
+stop_pid agent "$GARDEN_RUN_DIR/agent.pid" "agent/agent.py" 10
+if [ "${GARDEN_KEEP_LOCALSTACK:-0}" != 1 ]; then
+  "$GARDEN_LS_DIR/stop.sh"
+fi

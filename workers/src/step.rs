@@ -1,0 +1,403 @@
+//! The step worker: one task message in, one answer to Step Functions out.
+//!
+//! For each message: read the [`TaskMessage`]; if the step already succeeded
+//! (a duplicate delivery), answer again with the stored result and call no
+//! provider; otherwise mark the step RUNNING, render its templates, run the
+//! provider with retries while heartbeating, store the output and usage, and
+//! send `SendTaskSuccess` with the exports, or `SendTaskFailure` with a stable
+//! error name. Approval steps park their token on the step item instead.
+
+use std::time::Duration;
+
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use aws_sdk_sfn::operation::send_task_failure::SendTaskFailureError;
+use aws_sdk_sfn::operation::send_task_success::SendTaskSuccessError;
+use garden_workflows::template::{Path, Segment};
+use garden_workflows::wire::{Action, Export, ExportShape, TaskMessage, TaskResult, errors};
+use serde_json::{Value, json};
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use crate::config::Context;
+use crate::error::{AwsError, Retryable, StepError};
+use crate::keepalive::{self, Kept, Receipt};
+use crate::providers::{Failure, Outcome, agent, model};
+use crate::render::{Fault, Scope};
+use crate::retry::with_retry;
+use crate::store::{self, StepStatus, StepUsage};
+
+/// Handles a batch of task messages; failed ones are reported for SQS to
+/// deliver again.
+pub async fn handle(ctx: &Context, event: SqsEvent) -> SqsBatchResponse {
+    let runs = event.records.iter().map(|record| async move {
+        match process(ctx, record).await {
+            Ok(()) => None,
+            Err(err) => {
+                tracing::warn!(error = %err, "task message left for another try");
+                Some(record.message_id.clone().unwrap_or_default())
+            }
+        }
+    });
+    let mut response = SqsBatchResponse::default();
+    for id in futures::future::join_all(runs).await.into_iter().flatten() {
+        let mut failure = BatchItemFailure::default();
+        failure.item_identifier = id;
+        response.batch_item_failures.push(failure);
+    }
+    response
+}
+
+/// Handles one task message. `Ok` means the message is finished and can be
+/// deleted; `Err` means it should come back.
+pub async fn process(ctx: &Context, record: &SqsMessage) -> Result<(), Retryable> {
+    let body = record.body.as_deref().unwrap_or_default();
+    let message: TaskMessage = match serde_json::from_str(body) {
+        Ok(message) => message,
+        Err(err) => return bad_task(ctx, body, &err.to_string()).await,
+    };
+    let span = tracing::info_span!(
+        "step",
+        job = %message.job_id,
+        step = %message.step,
+        attempt = message.attempt,
+        item = message.item,
+        kind = %message.spec.action.kind(),
+    );
+    run(ctx, record, &message).instrument(span).await
+}
+
+async fn run(ctx: &Context, record: &SqsMessage, message: &TaskMessage) -> Result<(), Retryable> {
+    let (ddb, table) = (&ctx.clients.ddb, ctx.settings.table.as_str());
+    let (job, step, item) = (message.job_id.as_str(), message.step.as_str(), message.item);
+
+    let existing = store::get_step(ddb, table, job, step, item).await?;
+    if let Some(existing) = &existing
+        && existing.status == StepStatus::Succeeded
+        && let Some(result) = &existing.result
+    {
+        tracing::info!("step already succeeded: answering again with its stored result");
+        return send_success(ctx, &message.token, result).await;
+    }
+
+    if let Action::Approval(approval) = &message.spec.action {
+        let request = json!({
+            "message": approval.message,
+            "notify": approval.notify,
+            "exports": message.exports,
+            "item": item,
+        });
+        store::wait_for_approval(ddb, table, job, step, item, &message.token, &request).await?;
+        tracing::info!(notify = ?approval.notify, "waiting for approval: answer with `garden approve`");
+        return Ok(());
+    }
+
+    store::mark_step_running(ddb, table, job, step, item).await?;
+    let started = Instant::now();
+    let receipt = receipt(ctx, record).await;
+    let every = keepalive::interval(
+        message.spec.heartbeat_secs,
+        ctx.settings.heartbeat_secs,
+        ctx.settings.visibility_timeout_secs,
+    );
+    let work = execute(ctx, message);
+    let outcome = match keepalive::keep_alive(ctx, &message.token, receipt.as_ref(), every, work).await {
+        Kept::Done(outcome) => outcome,
+        Kept::Gone => return Ok(()),
+    };
+    let duration_ms = started.elapsed().as_millis() as u64;
+
+    match outcome {
+        Ok(outcome) => {
+            let result = TaskResult {
+                step: step.to_owned(),
+                item,
+                exports: exports(&message.exports, &outcome.output),
+            };
+            let result = serde_json::to_string(&result).unwrap_or_default();
+            let usage = StepUsage {
+                attempts: outcome.attempts,
+                duration_ms,
+                input_tokens: outcome.input_tokens,
+                output_tokens: outcome.output_tokens,
+            };
+            store::finish_step(ddb, table, job, step, item, &outcome.output, usage, &result).await?;
+            tracing::info!(
+                attempts = outcome.attempts,
+                duration_ms,
+                input_tokens = outcome.input_tokens,
+                output_tokens = outcome.output_tokens,
+                "step succeeded"
+            );
+            send_success(ctx, &message.token, &result).await
+        }
+        Err(Fault::Step(error)) => fail(ctx, message, error, 0, duration_ms).await,
+        Err(Fault::Failed(failure)) => {
+            let attempts = failure.attempts;
+            fail(ctx, message, attempted(failure), attempts, duration_ms).await
+        }
+        Err(Fault::Retry(err)) => Err(err),
+    }
+}
+
+/// Renders the step's templates and runs its provider.
+async fn execute(ctx: &Context, message: &TaskMessage) -> Result<Outcome, Fault> {
+    let deadline = message
+        .spec
+        .timeout_secs
+        .map(|secs| Instant::now() + Duration::from_secs(secs));
+    let policy = &message.spec.retry;
+    let failed = Fault::Failed;
+    match &message.spec.action {
+        Action::Model(action) => {
+            let system = action.system.clone().map(Value::String);
+            let prompt = Value::String(action.prompt.clone());
+            let templates: Vec<&Value> = system.iter().chain([&prompt]).collect();
+            let scope = Scope::load(ctx, message, &templates).await?;
+            let system = action.system.as_deref().map(|s| scope.render_text(s)).transpose()?;
+            let prompt = scope.render_text(&action.prompt)?;
+            model::run(ctx, action, system.as_deref(), &prompt, policy, deadline)
+                .await
+                .map_err(failed)
+        }
+        Action::Tool(action) => {
+            let scope = Scope::load(ctx, message, &[&action.arguments]).await?;
+            let arguments = scope.render(&action.arguments)?;
+            let retried = with_retry(policy, deadline, |_| {
+                ctx.gateways.call(&action.gateway, &action.name, &arguments)
+            })
+            .await;
+            finish(retried.result, retried.attempts)
+        }
+        Action::Agent(action) => {
+            let scope = Scope::load(ctx, message, &[&action.payload]).await?;
+            let payload = scope.render(&action.payload)?;
+            let session = agent::session_id(
+                &message.job_id,
+                &action.runtime.name,
+                action.session,
+                &message.step,
+                message.item,
+            );
+            let retried = with_retry(policy, deadline, |_| agent::invoke(ctx, action, &payload, &session)).await;
+            finish(retried.result, retried.attempts)
+        }
+        Action::Output { output } => {
+            let scope = Scope::load(ctx, message, &[output]).await?;
+            let rendered = scope.render(output)?;
+            store::set_job_output(&ctx.clients.ddb, &ctx.settings.table, &message.job_id, &rendered).await?;
+            Ok(Outcome::new(rendered, 1))
+        }
+        Action::Approval(_) => Err(StepError::rejected("approval steps are not run by a provider").into()),
+    }
+}
+
+fn finish(result: Result<Value, StepError>, attempts: u32) -> Result<Outcome, Fault> {
+    match result {
+        Ok(output) => Ok(Outcome::new(output, attempts)),
+        Err(error) => Err(Fault::Failed(Failure { error, attempts })),
+    }
+}
+
+/// Carries the attempt count inside the message, for the step item.
+fn attempted(failure: Failure) -> StepError {
+    let mut error = failure.error;
+    if failure.attempts > 1 {
+        error.message = format!("{} (after {} attempts)", error.message, failure.attempts);
+    }
+    error
+}
+
+async fn fail(
+    ctx: &Context,
+    message: &TaskMessage,
+    error: StepError,
+    attempts: u32,
+    duration_ms: u64,
+) -> Result<(), Retryable> {
+    let cause = error.cause(&message.step);
+    let usage = StepUsage {
+        attempts,
+        duration_ms,
+        ..StepUsage::default()
+    };
+    let (ddb, table) = (&ctx.clients.ddb, ctx.settings.table.as_str());
+    store::fail_step(
+        ddb,
+        table,
+        &message.job_id,
+        &message.step,
+        message.item,
+        error.name,
+        &cause,
+        usage,
+    )
+    .await?;
+    tracing::warn!(error = error.name, message = %error.message, "step failed");
+    send_failure(ctx, &message.token, error.name, &cause).await
+}
+
+/// The values the state machine asked for, taken from the step's output.
+pub fn exports(wanted: &[Export], output: &Value) -> std::collections::BTreeMap<String, Value> {
+    wanted
+        .iter()
+        .map(|export| {
+            let found = Path::lookup(&path_segments(&export.path), output).cloned();
+            let value = match (export.shape, found) {
+                (ExportShape::Value, found) => found.unwrap_or(Value::Null),
+                (ExportShape::Indices, Some(Value::Array(items))) => Value::from((0..items.len()).collect::<Vec<_>>()),
+                (ExportShape::Indices, _) => Value::Array(Vec::new()),
+            };
+            (export.name.clone(), value)
+        })
+        .collect()
+}
+
+/// `a.b[2].c` as path segments (empty for the whole output).
+fn path_segments(path: &str) -> Vec<Segment> {
+    let mut segments = Vec::new();
+    for part in path.split('.').filter(|p| !p.is_empty()) {
+        let mut rest = part;
+        if let Some(open) = rest.find('[') {
+            if open > 0 {
+                segments.push(Segment::Key(rest[..open].to_owned()));
+            }
+            rest = &rest[open..];
+            while let Some(close) = rest.find(']') {
+                if let Ok(index) = rest[1..close].parse() {
+                    segments.push(Segment::Index(index));
+                }
+                rest = &rest[close + 1..];
+            }
+        } else {
+            segments.push(Segment::Key(rest.to_owned()));
+        }
+    }
+    segments
+}
+
+async fn receipt(ctx: &Context, record: &SqsMessage) -> Option<Receipt> {
+    let receipt_handle = record.receipt_handle.clone()?;
+    let queue_url = ctx.queue_url(record.event_source_arn.as_deref()?).await?;
+    Some(Receipt {
+        queue_url,
+        receipt_handle,
+    })
+}
+
+/// A message that is not a task message: fail the task if a token can be
+/// found, so the execution does not wait for nothing; else drop it.
+async fn bad_task(ctx: &Context, body: &str, problem: &str) -> Result<(), Retryable> {
+    let token = serde_json::from_str::<Value>(body)
+        .ok()
+        .and_then(|v| v.get("token").and_then(Value::as_str).map(str::to_owned));
+    match token {
+        Some(token) => {
+            tracing::error!(problem, "unreadable task message: failing its task");
+            let step = serde_json::from_str::<Value>(body)
+                .ok()
+                .and_then(|v| v.get("step").and_then(Value::as_str).map(str::to_owned))
+                .unwrap_or_default();
+            let cause = json!({"step": step, "message": format!("the task message could not be read: {problem}")});
+            send_failure(ctx, &token, errors::BAD_TASK, &cause.to_string()).await
+        }
+        None => {
+            tracing::error!(
+                problem,
+                body_len = body.len(),
+                "unreadable task message without a token: dropping it"
+            );
+            Ok(())
+        }
+    }
+}
+
+async fn send_success(ctx: &Context, token: &str, result: &str) -> Result<(), Retryable> {
+    match ctx
+        .clients
+        .sfn
+        .send_task_success()
+        .task_token(token)
+        .output(result)
+        .send()
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(err) => match err.as_service_error() {
+            Some(SendTaskSuccessError::TaskTimedOut(_) | SendTaskSuccessError::InvalidToken(_)) => {
+                tracing::warn!("the task is gone (timed out or answered): dropping the message");
+                Ok(())
+            }
+            Some(SendTaskSuccessError::TaskDoesNotExist(_)) => Ok(()),
+            _ => Err(AwsError::new("SendTaskSuccess", err).into()),
+        },
+    }
+}
+
+async fn send_failure(ctx: &Context, token: &str, error: &str, cause: &str) -> Result<(), Retryable> {
+    let result = ctx
+        .clients
+        .sfn
+        .send_task_failure()
+        .task_token(token)
+        .error(error)
+        .cause(cause)
+        .send()
+        .await;
+    match result {
+        Ok(_) => Ok(()),
+        Err(err) => match err.as_service_error() {
+            Some(
+                SendTaskFailureError::TaskTimedOut(_)
+                | SendTaskFailureError::InvalidToken(_)
+                | SendTaskFailureError::TaskDoesNotExist(_),
+            ) => {
+                tracing::warn!("the task is gone (timed out or answered): dropping the message");
+                Ok(())
+            }
+            _ => Err(AwsError::new("SendTaskFailure", err).into()),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exports_take_values_and_indices_from_the_output() {
+        let output = json!({"confidence": 0.4, "sections": ["a", "b", "c"], "deep": {"list": [{"x": 1}]}});
+        let wanted = vec![
+            Export {
+                name: "confidence".into(),
+                path: "confidence".into(),
+                shape: ExportShape::Value,
+            },
+            Export {
+                name: "sections".into(),
+                path: "sections".into(),
+                shape: ExportShape::Indices,
+            },
+            Export {
+                name: "x".into(),
+                path: "deep.list[0].x".into(),
+                shape: ExportShape::Value,
+            },
+            Export {
+                name: "missing".into(),
+                path: "nope".into(),
+                shape: ExportShape::Value,
+            },
+            Export {
+                name: "whole".into(),
+                path: String::new(),
+                shape: ExportShape::Value,
+            },
+        ];
+        let got = exports(&wanted, &output);
+        assert_eq!(got["confidence"], json!(0.4));
+        assert_eq!(got["sections"], json!([0, 1, 2]));
+        assert_eq!(got["x"], json!(1));
+        assert_eq!(got["missing"], Value::Null);
+        assert_eq!(got["whole"], output);
+    }
+}

@@ -1,0 +1,2 @@
+//! Compile-time benchmark (filled in below).
+fn main() {}

@@ -1,0 +1,673 @@
+//! Emit: a [`Plan`] in, Amazon States Language out.
+//!
+//! The shape of what is emitted (the runtime contract):
+//!
+//! - Every step that runs on a worker is a Task on
+//!   `arn:aws:states:::sqs:sendMessage.waitForTaskToken`; its message body is a
+//!   [`crate::wire::TaskMessage`] with the step's resolved [`crate::wire::StepSpec`].
+//!   What the worker answers is reduced by `ResultSelector` to the values the
+//!   state machine reads (`exports`) and stored at `$.v.<step id>`; steps
+//!   without exports leave the state untouched (`ResultPath: null`). The state
+//!   stays small whatever the outputs' size: outputs live in DynamoDB.
+//! - A Parallel state's `ResultSelector` rebuilds `{job, v}` from its branches,
+//!   taking each exported value from the branch that produced it.
+//! - `when` is a Choice state before the step; when false, a Pass state skips
+//!   it (recording `{}` under `$.v.<step id>` so later paths stay valid) and
+//!   its dependents still run.
+//! - `for_each` is an inline Map over an index array the producing step
+//!   exports (`ExportShape::Indices`); the items stay in DynamoDB, and each
+//!   iteration passes its index as `item`.
+//! - `on_error: continue` catches into `$.v.<step id>` and goes on;
+//!   `fallback` catches and runs the fallback step in its place.
+//! - Failures: in the main flow each state catches into a `Failed <step>` Pass
+//!   that names the step; inside Parallel branches and Map iterations, the
+//!   failing step's name travels in the error cause (JSON) to the enclosing
+//!   state's catcher. Either way the job item is updated (`FAILED`, or
+//!   `TIMED_OUT` for `States.Timeout`/`States.HeartbeatTimeout`) with the
+//!   error, cause and failed step, and the execution ends in a Fail state.
+//! - Success: a Control task renders the job's output (`Action::Output`), then
+//!   `dynamodb:updateItem` marks the job `SUCCEEDED`.
+//!
+//! No task state has a Step Functions `Retry`: workers retry transient
+//! provider errors themselves, with backoff and jitter, while heartbeating the
+//! task; a state-machine retry would also resend the message with the same
+//! token, which emulators such as LocalStack replay as the same failure.
+//!
+//! Cost: linear in the size of the plan and the step specs.
+
+use serde_json::{Map, Value, json};
+
+use crate::plan::{Node, Plan};
+use crate::target::Target;
+use crate::template::CompareOp;
+use crate::wire::{Action, StepSpec, TaskKind};
+use crate::workflow::{OnError, Operand, Step, StepBody, Test, VarRef, Workflow};
+
+/// The TaskMessage `step` of the final output task (step names start with a letter).
+pub const OUTPUT_STEP: &str = "_output";
+pub(crate) const READ_FAILURE: &str = "Read failure";
+const FAILURE_STATUS: &str = "Failure status";
+const RENDER_OUTPUT: &str = "Render output";
+const SUCCEEDED: &str = "Record success";
+
+/// Emits the state machine definition.
+pub fn emit(wf: &Workflow, plan: &Plan, target: &Target) -> Value {
+    let tree = number(&plan.root, &mut 0);
+    let mut em = Emitter { wf, target };
+    let mut main = Scope::main();
+    let start = match &tree {
+        Tree::Seq(items) if items.is_empty() => RENDER_OUTPUT.to_owned(),
+        tree => em.entry(tree),
+    };
+    em.node(&tree, Some(RENDER_OUTPUT.to_owned()), &mut main, &mut Vec::new());
+    em.tail(&mut main);
+    let mut asl = Map::new();
+    let comment = match &wf.description {
+        Some(d) => format!("{}: {}", wf.name, d.trim()),
+        None => format!("Execution Garden workflow {}", wf.name),
+    };
+    asl.insert("Comment".into(), Value::String(comment));
+    asl.insert("StartAt".into(), Value::String(start));
+    asl.insert("States".into(), Value::Object(main.states));
+    Value::Object(asl)
+}
+
+/// The plan with Parallel states numbered in emit order and sequences flattened.
+#[derive(Debug)]
+pub(crate) enum Tree {
+    Step(usize),
+    Seq(Vec<Tree>),
+    Par(usize, Vec<Tree>),
+}
+
+pub(crate) fn number(node: &Node, next: &mut usize) -> Tree {
+    match node {
+        Node::Step(s) => Tree::Step(*s),
+        Node::Seq(items) => {
+            let mut flat = Vec::new();
+            for item in items {
+                match number(item, next) {
+                    Tree::Seq(inner) => flat.extend(inner),
+                    other => flat.push(other),
+                }
+            }
+            if flat.len() == 1 {
+                flat.pop().unwrap_or(Tree::Seq(Vec::new()))
+            } else {
+                Tree::Seq(flat)
+            }
+        }
+        Node::Par(items) => {
+            *next += 1;
+            let id = *next;
+            Tree::Par(id, items.iter().map(|n| number(n, next)).collect())
+        }
+    }
+}
+
+struct Scope {
+    states: Map<String, Value>,
+    /// The Fail state that rethrows failures out of a branch; `None` in the main flow.
+    rethrow: Option<String>,
+}
+
+impl Scope {
+    fn main() -> Self {
+        Scope {
+            states: Map::new(),
+            rethrow: None,
+        }
+    }
+
+    fn branch(name: String) -> Self {
+        Scope {
+            states: Map::new(),
+            rethrow: Some(name),
+        }
+    }
+
+    fn add(&mut self, name: impl Into<String>, state: Value) {
+        self.states.insert(name.into(), state);
+    }
+}
+
+struct Emitter<'w> {
+    wf: &'w Workflow,
+    target: &'w Target,
+}
+
+impl Emitter<'_> {
+    fn entry(&self, tree: &Tree) -> String {
+        match tree {
+            Tree::Step(s) => {
+                let step = &self.wf.steps[*s];
+                if step.when.is_some() {
+                    format!("Check {}", step.name)
+                } else {
+                    step.name.clone()
+                }
+            }
+            Tree::Seq(items) => items.first().map(|t| self.entry(t)).unwrap_or_default(),
+            Tree::Par(id, _) => format!("Parallel {id}"),
+        }
+    }
+
+    /// Emits `tree` into `scope`, continuing at `next` (`None`: the scope ends).
+    /// `present` lists the exported steps whose `$.v` entry exists; it grows.
+    fn node(&mut self, tree: &Tree, next: Option<String>, scope: &mut Scope, present: &mut Vec<usize>) {
+        match tree {
+            Tree::Step(s) => {
+                self.step(*s, next, scope);
+                if !self.wf.steps[*s].exports.is_empty() {
+                    present.push(*s);
+                }
+            }
+            Tree::Seq(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    let after = items.get(i + 1).map(|t| self.entry(t)).or_else(|| next.clone());
+                    self.node(item, after, scope, present);
+                }
+            }
+            Tree::Par(id, branches) => self.parallel(*id, branches, next, scope, present),
+        }
+    }
+
+    fn parallel(
+        &mut self,
+        id: usize,
+        branches: &[Tree],
+        next: Option<String>,
+        scope: &mut Scope,
+        present: &mut Vec<usize>,
+    ) {
+        let mut asl_branches = Vec::new();
+        let mut produced: Vec<(usize, usize)> = Vec::new();
+        for (b, branch) in branches.iter().enumerate() {
+            let mut inner = Scope::branch(format!("Parallel {id} branch {} failed", b + 1));
+            let mut seen = present.clone();
+            self.node(branch, None, &mut inner, &mut seen);
+            produced.extend(seen[present.len()..].iter().map(|&s| (s, b)));
+            asl_branches.push(json!({"StartAt": self.entry(branch), "States": inner.states}));
+        }
+        let mut v = Map::new();
+        let mut all: Vec<(usize, usize)> = present
+            .iter()
+            .map(|&s| (s, 0))
+            .chain(produced.iter().copied())
+            .collect();
+        all.sort();
+        for (s, b) in &all {
+            let sid = &self.wf.steps[*s].id;
+            v.insert(format!("{sid}.$"), Value::String(format!("$[{b}].v.{sid}")));
+        }
+        present.extend(produced.iter().map(|(s, _)| *s));
+        let mut state = json!({
+            "Type": "Parallel",
+            "Branches": asl_branches,
+            "ResultSelector": {"job.$": "$[0].job", "v": v},
+        });
+        if scope.rethrow.is_none() {
+            state["Catch"] = json!([{"ErrorEquals": ["States.ALL"], "ResultPath": "$.failure", "Next": READ_FAILURE}]);
+        }
+        set_next(&mut state, next);
+        scope.add(format!("Parallel {id}"), state);
+    }
+
+    fn step(&mut self, s: usize, next: Option<String>, scope: &mut Scope) {
+        let step = &self.wf.steps[s];
+        if let Some(when) = &step.when {
+            let mut rule = test_rule(self.wf, &when.test);
+            rule["Next"] = Value::String(step.name.clone());
+            let skip = format!("Skip {}", step.name);
+            let check = json!({"Type": "Choice", "Comment": when.text, "Choices": [rule], "Default": skip});
+            scope.add(format!("Check {}", step.name), check);
+            let mut pass = json!({"Type": "Pass", "Comment": format!("`when` is false: {} does not run", step.name)});
+            if !step.exports.is_empty() {
+                pass["Result"] = json!({});
+                pass["ResultPath"] = Value::String(format!("$.v.{}", step.id));
+            }
+            set_next(&mut pass, next.clone());
+            scope.add(skip, pass);
+        }
+        let mut state = match (&step.for_each, &step.body) {
+            (Some(_), _) => self.map(step),
+            (None, StepBody::Task(action)) => self.task(step, action, false),
+            (None, StepBody::Wait(wait)) => wait_state(wait),
+            (None, StepBody::Workflow { name, .. }) => self.child(step, name),
+        };
+        let catchable = !matches!(step.body, StepBody::Wait(_)) || step.for_each.is_some();
+        // Failure states go after the step, so the definition reads top to bottom.
+        let mut after = Scope {
+            states: Map::new(),
+            rethrow: scope.rethrow.clone(),
+        };
+        if catchable {
+            self.catch(step, &mut state, next.clone(), &mut after);
+        }
+        set_next(&mut state, next.clone());
+        scope.add(step.name.clone(), state);
+        for (name, extra) in after.states {
+            if !scope.states.contains_key(&name) {
+                scope.add(name, extra);
+            }
+        }
+        if let OnError::Fallback(f) = step.on_error {
+            self.step(f, next, scope);
+        }
+    }
+
+    fn catch(&self, step: &Step, state: &mut Value, next: Option<String>, scope: &mut Scope) {
+        let record = format!("$.v.{}", step.id);
+        let catcher = match step.on_error {
+            OnError::Continue => {
+                let target = next.unwrap_or_else(|| {
+                    let name = format!("Continue after {}", step.name);
+                    scope.add(name.clone(), json!({"Type": "Pass", "End": true}));
+                    name
+                });
+                json!({"ErrorEquals": ["States.ALL"], "ResultPath": record, "Next": target})
+            }
+            OnError::Fallback(f) => {
+                json!({"ErrorEquals": ["States.ALL"], "ResultPath": record, "Next": self.wf.steps[f].name})
+            }
+            OnError::Fail => {
+                let failed = format!("Failed {}", step.name);
+                let is_group = step.for_each.is_some();
+                match (&scope.rethrow, is_group) {
+                    // A Map's iterations already name the failed step in the cause.
+                    (None, true) => {
+                        json!({"ErrorEquals": ["States.ALL"], "ResultPath": "$.failure", "Next": READ_FAILURE})
+                    }
+                    (Some(_), true) => return,
+                    (None, false) => {
+                        scope.add(failed.clone(), failed_in_main(&step.name));
+                        json!({"ErrorEquals": ["States.ALL"], "ResultPath": "$.failure", "Next": failed})
+                    }
+                    (Some(rethrow), false) => {
+                        let rethrow = rethrow.clone();
+                        scope.add(failed.clone(), failed_in_branch(&step.name, &rethrow));
+                        add_rethrow(scope, &rethrow);
+                        json!({"ErrorEquals": ["States.ALL"], "ResultPath": "$.failure", "Next": failed})
+                    }
+                }
+            }
+        };
+        state["Catch"] = json!([catcher]);
+    }
+
+    fn message(&self, step_name: &str, spec: &StepSpec, exports: &[crate::wire::Export], item: bool) -> Value {
+        let mut body = Map::new();
+        body.insert("token.$".into(), "$$.Task.Token".into());
+        body.insert("job_id.$".into(), "$.job.id".into());
+        body.insert("workflow".into(), self.wf.name.clone().into());
+        body.insert("step".into(), step_name.into());
+        body.insert("attempt.$".into(), "$$.State.RetryCount".into());
+        if item {
+            body.insert("item.$".into(), "$.item".into());
+        }
+        body.insert("spec".into(), serde_json::to_value(spec).unwrap_or_default());
+        if !exports.is_empty() {
+            body.insert("exports".into(), serde_json::to_value(exports).unwrap_or_default());
+        }
+        Value::Object(body)
+    }
+
+    fn task(&self, step: &Step, action: &Action, item: bool) -> Value {
+        let spec = StepSpec {
+            action: action.clone(),
+            for_each: step.for_each.as_ref().map(|f| f.template.clone()),
+            retry: step.retry.clone(),
+            timeout_secs: Some(step.timeout_secs),
+            heartbeat_secs: step.heartbeat_secs,
+        };
+        let exports = if item { &[][..] } else { &step.exports[..] };
+        let mut state = json!({
+            "Type": "Task",
+            "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
+            "Parameters": {
+                "QueueUrl": self.target.queue_url(action.kind()),
+                "MessageBody": self.message(&step.name, &spec, exports, item),
+            },
+            "TimeoutSeconds": step.timeout_secs,
+        });
+        if let Some(hb) = step.heartbeat_secs {
+            state["HeartbeatSeconds"] = hb.into();
+        }
+        if item {
+            // An iteration returns its index; the items' outputs stay in DynamoDB.
+            state["ResultPath"] = Value::Null;
+            state["OutputPath"] = "$.item".into();
+        } else if exports.is_empty() {
+            state["ResultPath"] = Value::Null;
+        } else {
+            let selector: Map<String, Value> = exports
+                .iter()
+                .map(|e| (format!("{}.$", e.name), Value::String(format!("$.exports.{}", e.name))))
+                .collect();
+            state["ResultSelector"] = Value::Object(selector);
+            state["ResultPath"] = Value::String(format!("$.v.{}", step.id));
+        }
+        state
+    }
+
+    fn map(&self, step: &Step) -> Value {
+        let Some(fe) = &step.for_each else {
+            return Value::Null;
+        };
+        let source = &self.wf.steps[fe.source];
+        let item_state = format!("{} item", step.name);
+        let rethrow = format!("{} item failed", step.name);
+        let mut inner = Scope::branch(rethrow.clone());
+        let mut task = match &step.body {
+            StepBody::Task(action) => self.task(step, action, true),
+            StepBody::Workflow { name, .. } => {
+                let mut t = self.child(step, name);
+                t["OutputPath"] = "$.item".into();
+                t
+            }
+            StepBody::Wait(wait) => wait_state(wait),
+        };
+        if !matches!(step.body, StepBody::Wait(_)) {
+            let failed = format!("Failed {}", item_state);
+            inner.add(failed.clone(), failed_in_branch(&step.name, &rethrow));
+            add_rethrow(&mut inner, &rethrow);
+            task["Catch"] = json!([{"ErrorEquals": ["States.ALL"], "ResultPath": "$.failure", "Next": failed}]);
+        }
+        task["End"] = true.into();
+        let mut states = Map::new();
+        states.insert(item_state.clone(), task);
+        states.extend(inner.states);
+        let mut state = json!({
+            "Type": "Map",
+            "ItemsPath": format!("$.v.{}.{}", source.id, fe.export),
+            "ItemSelector": {"job.$": "$.job", "item.$": "$$.Map.Item.Value"},
+            "ItemProcessor": {
+                "ProcessorConfig": {"Mode": "INLINE"},
+                "StartAt": item_state,
+                "States": states,
+            },
+        });
+        if let Some(mc) = fe.max_concurrency {
+            state["MaxConcurrency"] = mc.into();
+        }
+        if step.exports.is_empty() {
+            state["ResultPath"] = Value::Null;
+        } else {
+            let selector: Map<String, Value> = step
+                .exports
+                .iter()
+                .map(|e| (format!("{}.$", e.name), Value::String("$".into())))
+                .collect();
+            state["ResultSelector"] = Value::Object(selector);
+            state["ResultPath"] = Value::String(format!("$.v.{}", step.id));
+        }
+        state
+    }
+
+    fn child(&self, step: &Step, workflow: &str) -> Value {
+        let child_id = format!("States.Format('{{}}-{}', $.job.id)", step.id);
+        json!({
+            "Type": "Task",
+            "Resource": "arn:aws:states:::states:startExecution.sync:2",
+            "Parameters": {
+                "StateMachineArn": self.target.state_machine_arn(workflow),
+                "Name.$": child_id,
+                "Input": {
+                    "job": {"id.$": child_id, "workflow": workflow},
+                    "v": {},
+                    "AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID.$": "$$.Execution.Id",
+                },
+            },
+            "TimeoutSeconds": step.timeout_secs,
+            "ResultPath": null,
+        })
+    }
+
+    /// The states after the steps: the output, the job's terminal status, and failure handling.
+    fn tail(&self, main: &mut Scope) {
+        let output = StepSpec {
+            action: Action::Output {
+                output: self.wf.output.clone(),
+            },
+            for_each: None,
+            retry: Default::default(),
+            timeout_secs: Some(300),
+            heartbeat_secs: None,
+        };
+        let failed = format!("Failed {OUTPUT_STEP}");
+        main.add(
+            RENDER_OUTPUT,
+            json!({
+                "Type": "Task",
+                "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
+                "Parameters": {
+                    "QueueUrl": self.target.queue_url(TaskKind::Control),
+                    "MessageBody": self.message(OUTPUT_STEP, &output, &[], false),
+                },
+                "TimeoutSeconds": 300,
+                "ResultPath": null,
+                "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.failure", "Next": failed}],
+                "Next": SUCCEEDED,
+            }),
+        );
+        main.add(
+            SUCCEEDED,
+            self.update_job(
+                "SET #status = :status, #updated_at = :now",
+                json!({":status": {"S": "SUCCEEDED"}, ":now": {"S.$": "$$.State.EnteredTime"}}),
+                "Done",
+            ),
+        );
+        main.add("Done", json!({"Type": "Succeed"}));
+        main.add(failed, failed_in_main(OUTPUT_STEP));
+        main.add(
+            READ_FAILURE,
+            json!({
+                "Type": "Choice",
+                "Comment": "a failure inside a Parallel or Map carries the failed step in its cause",
+                "Choices": [{"Variable": "$.failure.Cause", "StringMatches": "{\"failed_step\":*", "Next": "Read step failure"}],
+                "Default": "Read other failure",
+            }),
+        );
+        main.add(
+            "Read step failure",
+            json!({"Type": "Pass", "Parameters": {"job.$": "$.job", "failure.$": "States.StringToJson($.failure.Cause)"}, "Next": FAILURE_STATUS}),
+        );
+        main.add(
+            "Read other failure",
+            json!({"Type": "Pass", "Parameters": {"job.$": "$.job", "failure": {"error.$": "$.failure.Error", "cause.$": "$.failure.Cause"}}, "Next": FAILURE_STATUS}),
+        );
+        main.add(
+            FAILURE_STATUS,
+            json!({
+                "Type": "Choice",
+                "Choices": [{
+                    "Or": [
+                        {"Variable": "$.failure.error", "StringEquals": "States.Timeout"},
+                        {"Variable": "$.failure.error", "StringEquals": "States.HeartbeatTimeout"},
+                    ],
+                    "Next": "Mark timed out",
+                }],
+                "Default": "Mark failed",
+            }),
+        );
+        main.add("Mark timed out", json!({"Type": "Pass", "Result": "TIMED_OUT", "ResultPath": "$.failure.status", "Next": "Knows failed step"}));
+        main.add(
+            "Mark failed",
+            json!({"Type": "Pass", "Result": "FAILED", "ResultPath": "$.failure.status", "Next": "Knows failed step"}),
+        );
+        main.add(
+            "Knows failed step",
+            json!({
+                "Type": "Choice",
+                "Choices": [{"Variable": "$.failure.failed_step", "IsPresent": true, "Next": "Record failed step"}],
+                "Default": "Record failure",
+            }),
+        );
+        let values = json!({
+            ":status": {"S.$": "$.failure.status"},
+            ":error": {"S.$": "$.failure.error"},
+            ":cause": {"S.$": "$.failure.cause"},
+            ":now": {"S.$": "$$.State.EnteredTime"},
+        });
+        let mut with_step = values.clone();
+        with_step[":step"] = json!({"S.$": "$.failure.failed_step"});
+        main.add(
+            "Record failed step",
+            self.update_job(
+                "SET #status = :status, #error = :error, #cause = :cause, #failed_step = :step, #updated_at = :now",
+                with_step,
+                "Job failed",
+            ),
+        );
+        main.add(
+            "Record failure",
+            self.update_job(
+                "SET #status = :status, #error = :error, #cause = :cause, #updated_at = :now",
+                values,
+                "Job failed",
+            ),
+        );
+        main.add(
+            "Job failed",
+            json!({"Type": "Fail", "ErrorPath": "$.failure.error", "CausePath": "$.failure.cause"}),
+        );
+    }
+
+    fn update_job(&self, expression: &str, values: Value, next: &str) -> Value {
+        let names: Map<String, Value> = expression
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '#'))
+            .filter_map(|w| w.strip_prefix('#'))
+            .map(|w| (format!("#{w}"), Value::String(w.to_owned())))
+            .collect();
+        json!({
+            "Type": "Task",
+            "Resource": "arn:aws:states:::dynamodb:updateItem",
+            "Parameters": {
+                "TableName": self.target.table_name(),
+                "Key": {"PK": {"S.$": "States.Format('JOB#{}', $.job.id)"}, "SK": {"S": "JOB"}},
+                "UpdateExpression": expression,
+                "ExpressionAttributeNames": names,
+                "ExpressionAttributeValues": values,
+            },
+            "ResultPath": null,
+            "Next": next,
+        })
+    }
+}
+
+fn set_next(state: &mut Value, next: Option<String>) {
+    match next {
+        Some(next) => state["Next"] = Value::String(next),
+        None => state["End"] = Value::Bool(true),
+    }
+}
+
+fn wait_state(wait: &crate::definition::WaitDef) -> Value {
+    match wait {
+        crate::definition::WaitDef::Seconds(s) => json!({"Type": "Wait", "Seconds": s}),
+        crate::definition::WaitDef::Until(t) => json!({"Type": "Wait", "Timestamp": t}),
+    }
+}
+
+/// In the main flow: name the failed step and go to the failure handling.
+fn failed_in_main(step: &str) -> Value {
+    json!({
+        "Type": "Pass",
+        "Parameters": {
+            "job.$": "$.job",
+            "failure": {"failed_step": step, "error.$": "$.failure.Error", "cause.$": "$.failure.Cause"},
+        },
+        "Next": FAILURE_STATUS,
+    })
+}
+
+/// Inside a branch: name the failed step, then rethrow with it in the cause.
+fn failed_in_branch(step: &str, rethrow: &str) -> Value {
+    json!({
+        "Type": "Pass",
+        "Parameters": {"failed_step": step, "error.$": "$.failure.Error", "cause.$": "$.failure.Cause"},
+        "ResultPath": "$.failure",
+        "Next": rethrow,
+    })
+}
+
+fn add_rethrow(scope: &mut Scope, name: &str) {
+    if !scope.states.contains_key(name) {
+        scope.add(
+            name,
+            json!({"Type": "Fail", "ErrorPath": "$.failure.error", "CausePath": "States.JsonToString($.failure)"}),
+        );
+    }
+}
+
+fn var_path(wf: &Workflow, var: &VarRef) -> String {
+    format!("$.v.{}.{}", wf.steps[var.step].id, var.export)
+}
+
+fn is(path: &str, test: &str) -> Value {
+    json!({"Variable": path, test: true})
+}
+
+/// A Choice rule for a test; every comparison first checks the value is there
+/// and of the right type, so a missing or odd value makes the rule false
+/// instead of failing the execution.
+pub(crate) fn test_rule(wf: &Workflow, test: &Test) -> Value {
+    match test {
+        Test::Truthy(var) => {
+            let p = var_path(wf, var);
+            json!({"And": [is(&p, "IsPresent"), {"Or": [
+                {"And": [is(&p, "IsBoolean"), {"Variable": p, "BooleanEquals": true}]},
+                {"And": [is(&p, "IsNumeric"), {"Not": {"Variable": p, "NumericEquals": 0}}]},
+                {"And": [is(&p, "IsString"), {"Not": {"Variable": p, "StringEquals": ""}}]},
+            ]}]})
+        }
+        Test::Not(inner) => json!({"Not": test_rule(wf, inner)}),
+        Test::And(items) => json!({"And": items.iter().map(|t| test_rule(wf, t)).collect::<Vec<_>>()}),
+        Test::Or(items) => json!({"Or": items.iter().map(|t| test_rule(wf, t)).collect::<Vec<_>>()}),
+        Test::Compare(CompareOp::Ne, var, operand) => {
+            json!({"Not": test_rule(wf, &Test::Compare(CompareOp::Eq, var.clone(), operand.clone()))})
+        }
+        Test::Compare(op, var, Operand::Literal(value)) => literal_rule(&var_path(wf, var), *op, value),
+        Test::Compare(op, a, Operand::Var(b)) => {
+            let (a, b) = (var_path(wf, a), var_path(wf, b));
+            let mut kinds = vec![("IsNumeric", "Numeric"), ("IsString", "String")];
+            if *op == CompareOp::Eq {
+                kinds.push(("IsBoolean", "Boolean"));
+            }
+            let rules: Vec<Value> = kinds
+                .into_iter()
+                .map(|(check, prefix)| {
+                    let cmp = format!("{prefix}{}Path", op_word(*op));
+                    json!({"And": [is(&a, "IsPresent"), is(&b, "IsPresent"), is(&a, check), is(&b, check), {"Variable": a, cmp: b}]})
+                })
+                .collect();
+            json!({"Or": rules})
+        }
+    }
+}
+
+fn literal_rule(path: &str, op: CompareOp, value: &Value) -> Value {
+    let present = is(path, "IsPresent");
+    match value {
+        Value::Null => json!({"And": [present, is(path, "IsNull")]}),
+        Value::Bool(b) => json!({"And": [present, is(path, "IsBoolean"), {"Variable": path, "BooleanEquals": b}]}),
+        Value::Number(n) => {
+            json!({"And": [present, is(path, "IsNumeric"), {"Variable": path, format!("Numeric{}", op_word(op)): n}]})
+        }
+        other => {
+            let text = other.as_str().map(str::to_owned).unwrap_or_else(|| other.to_string());
+            json!({"And": [present, is(path, "IsString"), {"Variable": path, format!("String{}", op_word(op)): text}]})
+        }
+    }
+}
+
+fn op_word(op: CompareOp) -> &'static str {
+    match op {
+        CompareOp::Eq | CompareOp::Ne => "Equals",
+        CompareOp::Lt => "LessThan",
+        CompareOp::Le => "LessThanEquals",
+        CompareOp::Gt => "GreaterThan",
+        CompareOp::Ge => "GreaterThanEquals",
+    }
+}
