@@ -176,7 +176,8 @@ def _update_add():
 def _transact():
     ddb.transact_write_items(
         TransactItems=[
-            {"Put": {"TableName": TABLE, "Item": {"PK": {"S": "JOB#j0"}, "SK": {"S": "STEP#a"}, "status": {"S": "SUCCEEDED"}},
+            {"Put": {"TableName": TABLE,
+                     "Item": {"PK": {"S": "JOB#j0"}, "SK": {"S": "STEP#a"}, "status": {"S": "SUCCEEDED"}},
                      "ConditionExpression": "attribute_not_exists(PK)"}},
             {"Update": {"TableName": TABLE, "Key": {"PK": {"S": "JOB#j0"}, "SK": {"S": "JOB"}},
                         "UpdateExpression": "ADD pending :m", "ConditionExpression": "pending > :z",
@@ -283,6 +284,35 @@ def _sfn():
         return f"round trip {ms:.0f} ms"
     finally:
         sfn.delete_state_machine(stateMachineArn=arn)
+
+
+@check("events rule (event pattern) delivers to SQS; scheduler schedule is created and readable")
+def _events():
+    events, scheduler = client("events"), client("scheduler")
+    url = sqs.get_queue_url(QueueName=QUEUE)["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    rule = f"garden-check-{SUFFIX}"
+    events.put_rule(Name=rule, EventPattern=json.dumps({"source": ["garden.check"]}))
+    try:
+        events.put_targets(Rule=rule, Targets=[{"Id": "jobs", "Arn": queue_arn}])
+        events.put_events(Entries=[{"Source": "garden.check", "DetailType": "job", "Detail": '{"n": 1}'}])
+        msgs = sqs.receive_message(QueueUrl=url, WaitTimeSeconds=5).get("Messages", [])
+        expect(msgs and json.loads(msgs[0]["Body"]).get("detail") == {"n": 1}, f"got {msgs}")
+        sqs.delete_message(QueueUrl=url, ReceiptHandle=msgs[0]["ReceiptHandle"])
+    finally:
+        events.remove_targets(Rule=rule, Ids=["jobs"])
+        events.delete_rule(Name=rule)
+    scheduler.create_schedule(
+        Name=rule,
+        ScheduleExpression="cron(0 2 * * ? *)",
+        ScheduleExpressionTimezone="Europe/London",
+        FlexibleTimeWindow={"Mode": "OFF"},
+        Target={"Arn": queue_arn, "RoleArn": ROLE_ARN, "Input": '{"workflow": "research-brief"}'},
+    )
+    got = scheduler.get_schedule(Name=rule)
+    scheduler.delete_schedule(Name=rule)
+    expect(got["ScheduleExpressionTimezone"] == "Europe/London", f"schedule {got}")
+    return "schedules are stored, never fired by LocalStack"
 
 
 @check("cleanup: delete queue and table")

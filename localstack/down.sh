@@ -5,6 +5,7 @@
 set -euo pipefail
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib.sh"
 
+take_lock 8 up # one up.sh/down.sh at a time (parallel test binaries call up.sh)
 stop_pid tools "$GARDEN_RUN_DIR/tools.pid" "garden-standins tools" 10
 stop_pid converse "$GARDEN_RUN_DIR/converse.pid" "garden-standins converse" 10
 stop_pid agent "$GARDEN_RUN_DIR/agent.pid" "agent/agent.py" 10

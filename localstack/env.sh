@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Environment for the local stack (LocalStack + stand-ins + agent process).
 #   source localstack/env.sh     exports it into the current shell
 #   bash localstack/env.sh       prints the `export` lines (e.g. eval "$(bash localstack/env.sh)")

@@ -1,11 +1,14 @@
+# shellcheck shell=bash
 # Shared helpers for the localstack/ scripts (sourced, not run).
 #
 # Everything the scripts leave behind at run time lives in $GARDEN_RUN_DIR
 # (default localstack/.run): PID files, logs, LocalStack's state directory.
 
 GARDEN_LS_DIR=${GARDEN_LS_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)}
-GARDEN_REPO_DIR=$(cd "$GARDEN_LS_DIR/.." && pwd)
+GARDEN_REPO_DIR=$(cd "$GARDEN_LS_DIR/.." && pwd) # used by up.sh
+export GARDEN_REPO_DIR
 GARDEN_RUN_DIR=${GARDEN_RUN_DIR:-$GARDEN_LS_DIR/.run}
+mkdir -p "$GARDEN_RUN_DIR" && GARDEN_RUN_DIR=$(cd "$GARDEN_RUN_DIR" && pwd) # absolute from here on
 
 log() { printf '[%s] %s\n' "$(basename "$0")" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -67,8 +70,19 @@ stop_pid() {
     kill -KILL "$pid" 2>/dev/null || true
     sleep 0.2
   fi
-  rm -f "$file"
+  # only if it still names the process stopped here (a concurrent start may have written a new one)
+  [ "$(cat "$file" 2>/dev/null || true)" = "$pid" ] && rm -f "$file"
   log "$name stopped"
+}
+
+# take_lock FD NAME [SECONDS]: serialise with other scripts holding $GARDEN_RUN_DIR/NAME.lock.
+# start.sh/stop.sh use fd 9 and start.lock, up.sh/down.sh fd 8 and up.lock; background processes
+# are started with both descriptors closed so that they never hold a lock.
+take_lock() {
+  local fd=$1 name=$2 wait=${3:-600}
+  command -v flock >/dev/null 2>&1 || return 0
+  eval "exec $fd>\"\$GARDEN_RUN_DIR/$name.lock\""
+  flock -w "$wait" "$fd" || die "timed out after ${wait}s waiting for $GARDEN_RUN_DIR/$name.lock"
 }
 
 # show_log_tail FILE: the last lines of a log, for failure messages.
@@ -123,7 +137,7 @@ start_proc() {
   fi
   [ -f "$logfile" ] && mv -f "$logfile" "$logfile.1"
   log "starting $name: $*"
-  nohup "$@" >"$logfile" 2>&1 </dev/null &
+  nohup "$@" >"$logfile" 2>&1 </dev/null 8>&- 9>&- &
   pid=$!
   echo "$pid" >"$pidfile"
   wait_check "$name" "$check" "$pid" "$logfile" "${GARDEN_START_TIMEOUT:-60}"

@@ -41,10 +41,7 @@ SERVICES=${GARDEN_LOCALSTACK_SERVICES:-sqs,stepfunctions,dynamodb,events,schedul
 mkdir -p "$GARDEN_RUN_DIR"
 
 # One start at a time: concurrent callers (parallel tests) wait here, then find it healthy.
-if command -v flock >/dev/null 2>&1; then
-  exec 9>"$GARDEN_RUN_DIR/start.lock"
-  flock -w $((TIMEOUT + 300)) 9 || die "timed out waiting for another start.sh ($GARDEN_RUN_DIR/start.lock)"
-fi
+take_lock 9 start $((TIMEOUT + 300))
 
 healthy() {
   local body
@@ -122,6 +119,7 @@ choose_python() {
   if [ -n "${GARDEN_PYTHON:-}" ]; then echo "$GARDEN_PYTHON"; return; fi
   # 2026.3.0 needs >= 3.12 (seen working on 3.13); 4.9.2 is the last release that runs on 3.11.
   for want in 3.13 3.12 3.11; do
+    # shellcheck disable=SC2012 # version directories have plain names
     for cand in $(ls -d "$HOME"/.pyenv/versions/"$want".*/bin/python3 2>/dev/null | sort -V -r) \
       "$(command -v "python$want" || true)"; do
       [ -n "$cand" ] && [ -x "$cand" ] && [ "$(py_version "$cand")" = "$want" ] && { echo "$cand"; return; }
@@ -132,17 +130,18 @@ choose_python() {
 PYTHON=$(choose_python) || die "no Python 3.11-3.13 found (looked in ~/.pyenv/versions and PATH); set GARDEN_PYTHON"
 PYV=$(py_version "$PYTHON") || die "cannot run $PYTHON"
 case $PYV in
-  3.11) LS_VERSION=4.9.2 ;;
-  *) LS_VERSION=2026.3.0 ;;
+  3.11) LS_VERSION=4.9.2 CONSTRAINTS=$GARDEN_LS_DIR/constraints-4.9.2-py3.11.txt ;;
+  3.1[2-9]) LS_VERSION=2026.3.0 CONSTRAINTS=$GARDEN_LS_DIR/constraints-2026.3.0-py3.13.txt ;;
+  *) die "$PYTHON is Python $PYV; LocalStack needs 3.11 (4.9.2) or 3.12+ (2026.3.0)" ;;
 esac
-CONSTRAINTS=$GARDEN_LS_DIR/constraints-$LS_VERSION-py$([ "$LS_VERSION" = 4.9.2 ] && echo 3.11 || echo 3.13).txt
 
 # --- venv route: install unless complete -------------------------------------------------------
 # Two stamps: .garden-stamp (interpreter + release + constraints: a change rebuilds the venv) and
 # .garden-plugin-stamp (plugins/ sources: a change reinstalls only the plugin, a few seconds).
-BASE_STAMP=$({ echo "python $PYTHON $PYV localstack-core $LS_VERSION"; cat "$CONSTRAINTS"; } | sha256sum | cut -d' ' -f1)
-PLUGIN_STAMP=$(find "$GARDEN_LS_DIR/plugins" -type f \( -name '*.py' -o -name '*.toml' \) -not -path '*/build/*' -print0 |
-  sort -z | xargs -0 cat | sha256sum | cut -d' ' -f1)
+sha() { sha256sum | cut -d' ' -f1; }
+BASE_STAMP=$({ echo "python $PYTHON $PYV localstack-core $LS_VERSION"; cat "$CONSTRAINTS"; } | sha)
+PLUGIN_STAMP=$(find "$GARDEN_LS_DIR/plugins" -type f \( -name '*.py' -o -name '*.toml' \) -not -path '*/build/*' \
+  -print0 | sort -z | xargs -0 cat | sha)
 install_step() { # run "$@" with output to the install log; on failure show it and stop
   "$@" >>"$GARDEN_RUN_DIR/install.log" 2>&1 || {
     show_log_tail "$GARDEN_RUN_DIR/install.log"
@@ -190,7 +189,7 @@ started=$(now_ms)
     SERVICES="$SERVICES" PROVIDER_OVERRIDE_DYNAMODB=moto \
     LOCALSTACK_VOLUME_DIR="$VOLUME_DIR" FILESYSTEM_ROOT="$VOLUME_DIR/filesystem" OVERRIDE_IN_DOCKER=0 \
     SKIP_SSL_CERT_DOWNLOAD=1 PYTHONUNBUFFERED=1
-  nohup "$VENV/bin/python" -m garden_localstack.run >>"$LOG_FILE" 2>&1 </dev/null 9>&- &
+  nohup "$VENV/bin/python" -m garden_localstack.run >>"$LOG_FILE" 2>&1 </dev/null 8>&- 9>&- &
   echo $! >"$PID_FILE"
 )
 wait_healthy "$started" "$(cat "$PID_FILE")"
@@ -198,6 +197,7 @@ wait_healthy "$started" "$(cat "$PID_FILE")"
 if command -v ss >/dev/null 2>&1; then
   owner=$(ss -Hltnp "sport = :$PORT" 2>/dev/null | grep -o 'pid=[0-9]*' | head -n1 | cut -d= -f2 || true)
   if [ -n "$owner" ] && [ "$owner" != "$(cat "$PID_FILE")" ]; then
-    die "port $PORT is served by pid $owner, not by the LocalStack just started (pid $(cat "$PID_FILE")); run localstack/stop.sh and stop pid $owner"
+    die "port $PORT is served by pid $owner, not by the LocalStack just started (pid $(cat "$PID_FILE"));" \
+      "run localstack/stop.sh and stop pid $owner"
   fi
 fi

@@ -5,6 +5,7 @@
 set -euo pipefail
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib.sh"
 
+take_lock 9 start # not while a start.sh is starting it
 DOCKER_MARK=$GARDEN_RUN_DIR/localstack.docker
 if [ -f "$DOCKER_MARK" ]; then
   read -r -a compose <"$DOCKER_MARK"

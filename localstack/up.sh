@@ -16,6 +16,7 @@
 set -euo pipefail
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib.sh"
 
+take_lock 8 up # one up.sh/down.sh at a time (parallel test binaries call up.sh)
 t_all=$(now_ms)
 if [ "${GARDEN_NO_LOCALSTACK:-0}" != 1 ]; then
   "$GARDEN_LS_DIR/start.sh"

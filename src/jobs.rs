@@ -327,7 +327,7 @@ pub async fn list(args: JobsArgs) -> miette::Result<ExitCode> {
     };
     let mut jobs = Vec::new();
     for workflow in &workflows {
-        let found = store::list_jobs_by_workflow(&session.ddb, &session.table, workflow, 200)
+        let found = store::list_jobs_by_workflow(&session.ddb, &session.table, workflow, args.limit.min(10_000) as i32)
             .await
             .map_err(|e| miette!("cannot list jobs of `{workflow}`: {e}"))?;
         jobs.extend(found.into_iter().filter(|job| wanted_status.is_none_or(|s| job.status == s)));

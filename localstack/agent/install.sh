@@ -16,6 +16,7 @@ choose_python() {
   local want cand
   if [ -n "${GARDEN_AGENT_PYTHON:-}" ]; then echo "$GARDEN_AGENT_PYTHON"; return; fi
   for want in 3.13 3.12 3.11 3.10; do
+    # shellcheck disable=SC2012 # version directories have plain names
     for cand in $(ls -d "$HOME"/.pyenv/versions/"$want".*/bin/python3 2>/dev/null | sort -V -r) \
       "$(command -v "python$want" || true)"; do
       [ -n "$cand" ] && [ -x "$cand" ] && [ "$(py_version "$cand")" = "$want" ] && { echo "$cand"; return; }
@@ -23,8 +24,10 @@ choose_python() {
   done
   return 1
 }
-PYTHON=$(choose_python) || die "no Python 3.10-3.13 found (looked in ~/.pyenv/versions and PATH); set GARDEN_AGENT_PYTHON"
-STAMP=$({ echo "$PYTHON $(py_version "$PYTHON") bedrock-agentcore==$AGENTCORE_VERSION"; cat "$REQS"; } | sha256sum | cut -d' ' -f1)
+PYTHON=$(choose_python) ||
+  die "no Python 3.10-3.13 found (looked in ~/.pyenv/versions and PATH); set GARDEN_AGENT_PYTHON"
+STAMP=$({ echo "$PYTHON $(py_version "$PYTHON") bedrock-agentcore==$AGENTCORE_VERSION"; cat "$REQS"; } |
+  sha256sum | cut -d' ' -f1)
 if [ "$(cat "$VENV/.garden-stamp" 2>/dev/null || true)" = "$STAMP" ]; then
   exit 0
 fi

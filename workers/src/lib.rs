@@ -7,6 +7,7 @@
 //! handlers run in a long-polling loop ([`local::run`], `garden worker`).
 //! Job and step state lives in DynamoDB ([`store`]).
 
+pub mod approval;
 pub mod config;
 pub mod dispatcher;
 pub mod error;

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use aws_sdk_sqs::error::ProvideErrorMetadata;
 use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
@@ -81,7 +82,10 @@ pub async fn resolve_queues(ctx: &Context) -> Result<Vec<Queue>, WorkerError> {
             .await
             .map_err(|e| WorkerError::QueueNotFound {
                 name: name.clone(),
-                message: aws_smithy_types::error::display::DisplayErrorContext(&e).to_string(),
+                message: match e.as_service_error() {
+                    Some(service) => format!("{}: {}", service.code().unwrap_or("error"), service.message().unwrap_or("")),
+                    None => format!("SQS could not be reached: {e}"),
+                },
             })?
             .queue_url
             .unwrap_or_default();

@@ -7,8 +7,14 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use aws_sdk_bedrockruntime::Client as Bedrock;
+use aws_sdk_bedrockruntime::operation::converse::ConverseOutput;
+use aws_sdk_bedrockruntime::types::{ContentBlock, ConversationRole, Message, StopReason, ToolUseBlock};
+use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
+use garden_workers::providers::model::{self, json_to_document};
 use garden_workers::providers::tool::Gateways;
-use garden_workflows::wire::{Gateway, GatewayAuth, errors};
+use garden_workers::{Clients, Context, Settings};
+use garden_workflows::wire::{Gateway, GatewayAuth, GatewayTool, ModelAction, RetryPolicy, errors};
 use serde_json::{Value, json};
 
 const PORT: u16 = 4640;
@@ -108,6 +114,129 @@ async fn tool_calls_against_server_everything() {
         .await
         .unwrap();
     assert_eq!(again, Value::String("Echo: again".into()));
+
+    a_model_uses_gateway_tools().await;
+    a_model_that_never_stops_calling_tools_is_cut_off().await;
+}
+
+fn context(bedrock: &Rule) -> Context {
+    let once = aws_config::retry::RetryConfig::standard().with_max_attempts(1);
+    let sdk = aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .build();
+    let mut clients = Clients::from_sdk_config(&sdk);
+    clients.bedrock = mock_client!(aws_sdk_bedrockruntime, RuleMode::Sequential, [bedrock], |c| c
+        .retry_config(once.clone()));
+    Context::new(Settings::default(), clients)
+}
+
+fn tool_call(name: &str, input: Value) -> ConverseOutput {
+    let call = ToolUseBlock::builder()
+        .tool_use_id(format!("call-{}", fastrand::u32(..)))
+        .name(name)
+        .input(json_to_document(&input))
+        .build()
+        .unwrap();
+    reply(ContentBlock::ToolUse(call), StopReason::ToolUse)
+}
+
+fn reply(block: ContentBlock, stop: StopReason) -> ConverseOutput {
+    let message = Message::builder()
+        .role(ConversationRole::Assistant)
+        .content(block)
+        .build()
+        .unwrap();
+    ConverseOutput::builder()
+        .output(aws_sdk_bedrockruntime::types::ConverseOutput::Message(message))
+        .stop_reason(stop)
+        .build()
+        .unwrap()
+}
+
+fn model_action(max_tool_rounds: u32) -> ModelAction {
+    ModelAction {
+        model_id: "anthropic.claude-3-5-haiku-20241022-v1:0".into(),
+        system: None,
+        prompt: "Add 2 and 3.".into(),
+        max_tokens: Some(200),
+        temperature: None,
+        top_p: None,
+        tools: vec![GatewayTool {
+            gateway: gateway(),
+            name: "get-sum".into(),
+        }],
+        max_tool_rounds,
+        output_schema: None,
+    }
+}
+
+/// The model calls `get-sum` through the gateway and answers with its result.
+async fn a_model_uses_gateway_tools() {
+    let converse = mock!(Bedrock::converse)
+        .sequence()
+        .output(|| tool_call("get-sum", json!({"a": 2, "b": 3})))
+        .output(|| reply(ContentBlock::Text("The sum is 5.".into()), StopReason::EndTurn))
+        .build();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let saw = seen.clone();
+    let converse_seen = mock!(Bedrock::converse)
+        .match_requests(move |r| {
+            if let Some(ContentBlock::ToolResult(result)) = r.messages().last().and_then(|m| m.content().first()) {
+                *saw.lock().unwrap() = format!("{:?}", result.content());
+            }
+            false
+        })
+        .then_output(|| reply(ContentBlock::Text("unused".into()), StopReason::EndTurn));
+    let ctx = context_with(&[&converse_seen, &converse]);
+    let outcome = model::run(
+        &ctx,
+        &model_action(4),
+        None,
+        "Add 2 and 3.",
+        &RetryPolicy::default(),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(outcome.output, json!("The sum is 5."));
+    assert_eq!(converse.num_calls(), 2);
+    assert!(
+        seen.lock().unwrap().contains('5'),
+        "the tool's result went back: {}",
+        seen.lock().unwrap()
+    );
+}
+
+fn context_with(rules: &[&Rule]) -> Context {
+    let once = aws_config::retry::RetryConfig::standard().with_max_attempts(1);
+    let sdk = aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .build();
+    let mut clients = Clients::from_sdk_config(&sdk);
+    clients.bedrock = mock_client!(aws_sdk_bedrockruntime, RuleMode::MatchAny, rules.iter().copied(), |c| c
+        .retry_config(once.clone()));
+    Context::new(Settings::default(), clients)
+}
+
+/// A model that keeps asking for tools is stopped after `max_tool_rounds`.
+async fn a_model_that_never_stops_calling_tools_is_cut_off() {
+    let converse = mock!(Bedrock::converse)
+        .sequence()
+        .output(|| tool_call("get-sum", json!({"a": 1, "b": 1})))
+        .repeatedly()
+        .build();
+    let ctx = context(&converse);
+    let failure = model::run(&ctx, &model_action(2), None, "Loop.", &RetryPolicy::default(), None)
+        .await
+        .unwrap_err();
+    assert_eq!(failure.error.name, errors::TOOL_LOOP_EXCEEDED);
+    assert_eq!(
+        converse.num_calls(),
+        3,
+        "two rounds allowed, the third request is refused"
+    );
 }
 
 #[tokio::test]

@@ -53,7 +53,13 @@ const SUCCEEDED: &str = "Record success";
 /// Emits the state machine definition.
 pub fn emit(wf: &Workflow, plan: &Plan, target: &Target) -> Value {
     let tree = number(&plan.root, &mut 0);
-    let mut em = Emitter { wf, target };
+    let mut em = Emitter {
+        wf,
+        target,
+        reads_group_failures: false,
+        readers: readers(wf),
+        emitted: vec![false; wf.steps.len()],
+    };
     let mut main = Scope::main();
     let start = match &tree {
         Tree::Seq(items) if items.is_empty() => RENDER_OUTPUT.to_owned(),
@@ -134,6 +140,46 @@ impl Scope {
 struct Emitter<'w> {
     wf: &'w Workflow,
     target: &'w Target,
+    /// Whether a Parallel or Map of the main flow catches into [`READ_FAILURE`]
+    /// (Step Functions refuses states nothing leads to).
+    reads_group_failures: bool,
+    /// For each step, the steps whose `when` or `for_each` read its exports.
+    readers: Vec<Vec<usize>>,
+    /// Steps emitted so far: a reader not yet emitted runs later.
+    emitted: Vec<bool>,
+}
+
+/// Who reads each step's exports.
+fn readers(wf: &Workflow) -> Vec<Vec<usize>> {
+    fn vars(test: &Test, out: &mut Vec<usize>) {
+        match test {
+            Test::Truthy(v) => out.push(v.step),
+            Test::Compare(_, v, operand) => {
+                out.push(v.step);
+                if let Operand::Var(w) = operand {
+                    out.push(w.step);
+                }
+            }
+            Test::Not(inner) => vars(inner, out),
+            Test::And(items) | Test::Or(items) => items.iter().for_each(|t| vars(t, out)),
+        }
+    }
+    let mut readers = vec![Vec::new(); wf.steps.len()];
+    for (r, step) in wf.steps.iter().enumerate() {
+        let mut read = Vec::new();
+        if let Some(when) = &step.when {
+            vars(&when.test, &mut read);
+        }
+        if let Some(fe) = &step.for_each {
+            read.push(fe.source);
+        }
+        for s in read {
+            if !readers[s].contains(&r) {
+                readers[s].push(r);
+            }
+        }
+    }
+    readers
 }
 
 impl Emitter<'_> {
@@ -144,11 +190,19 @@ impl Emitter<'_> {
                 if step.when.is_some() {
                     format!("Check {}", step.name)
                 } else {
-                    step.name.clone()
+                    self.state_entry(step)
                 }
             }
             Tree::Seq(items) => items.first().map(|t| self.entry(t)).unwrap_or_default(),
             Tree::Par(id, _) => format!("Parallel {id}"),
+        }
+    }
+
+    /// The first state of a step itself (after any `when` check).
+    fn state_entry(&self, step: &Step) -> String {
+        match step.body {
+            StepBody::Workflow { .. } => format!("Create job {}", step.name),
+            _ => step.name.clone(),
         }
     }
 
@@ -186,7 +240,7 @@ impl Emitter<'_> {
             let mut inner = Scope::branch(format!("Parallel {id} branch {} failed", b + 1));
             let mut seen = present.clone();
             self.node(branch, None, &mut inner, &mut seen);
-            produced.extend(seen[present.len()..].iter().map(|&s| (s, b)));
+            produced.extend(seen.iter().filter(|s| !present.contains(s)).map(|&s| (s, b)));
             asl_branches.push(json!({"StartAt": self.entry(branch), "States": inner.states}));
         }
         let mut v = Map::new();
@@ -196,17 +250,20 @@ impl Emitter<'_> {
             .chain(produced.iter().copied())
             .collect();
         all.sort();
+        // Only values a later step still reads are carried on: the state stays small.
+        all.retain(|(s, _)| self.readers[*s].iter().any(|&r| !self.emitted[r]));
         for (s, b) in &all {
             let sid = &self.wf.steps[*s].id;
             v.insert(format!("{sid}.$"), Value::String(format!("$[{b}].v.{sid}")));
         }
-        present.extend(produced.iter().map(|(s, _)| *s));
+        *present = all.iter().map(|(s, _)| *s).collect();
         let mut state = json!({
             "Type": "Parallel",
             "Branches": asl_branches,
             "ResultSelector": {"job.$": "$[0].job", "v": v},
         });
         if scope.rethrow.is_none() {
+            self.reads_group_failures = true;
             state["Catch"] = json!([{"ErrorEquals": ["States.ALL"], "ResultPath": "$.failure", "Next": READ_FAILURE}]);
         }
         set_next(&mut state, next);
@@ -214,10 +271,11 @@ impl Emitter<'_> {
     }
 
     fn step(&mut self, s: usize, next: Option<String>, scope: &mut Scope) {
+        self.emitted[s] = true;
         let step = &self.wf.steps[s];
         if let Some(when) = &step.when {
             let mut rule = test_rule(self.wf, &when.test);
-            rule["Next"] = Value::String(step.name.clone());
+            rule["Next"] = Value::String(self.state_entry(step));
             let skip = format!("Skip {}", step.name);
             let check = json!({"Type": "Choice", "Comment": when.text, "Choices": [rule], "Default": skip});
             scope.add(format!("Check {}", step.name), check);
@@ -235,6 +293,20 @@ impl Emitter<'_> {
             (None, StepBody::Wait(wait)) => wait_state(wait),
             (None, StepBody::Workflow { name, .. }) => self.child(step, name),
         };
+        if let (StepBody::Workflow { name, input }, None) = (&step.body, &step.for_each) {
+            let mut create = self.create_child_job(step, name, input);
+            let mut after = Scope {
+                states: Map::new(),
+                rethrow: scope.rethrow.clone(),
+            };
+            self.catch(step, &mut create, Some(step.name.clone()), &mut after);
+            scope.add(format!("Create job {}", step.name), create);
+            for (name, extra) in after.states {
+                if !scope.states.contains_key(&name) {
+                    scope.add(name, extra);
+                }
+            }
+        }
         let catchable = !matches!(step.body, StepBody::Wait(_)) || step.for_each.is_some();
         // Failure states go after the step, so the definition reads top to bottom.
         let mut after = Scope {
@@ -256,7 +328,7 @@ impl Emitter<'_> {
         }
     }
 
-    fn catch(&self, step: &Step, state: &mut Value, next: Option<String>, scope: &mut Scope) {
+    fn catch(&mut self, step: &Step, state: &mut Value, next: Option<String>, scope: &mut Scope) {
         let record = format!("$.v.{}", step.id);
         let catcher = match step.on_error {
             OnError::Continue => {
@@ -276,6 +348,7 @@ impl Emitter<'_> {
                 match (&scope.rethrow, is_group) {
                     // A Map's iterations already name the failed step in the cause.
                     (None, true) => {
+                        self.reads_group_failures = true;
                         json!({"ErrorEquals": ["States.ALL"], "ResultPath": "$.failure", "Next": READ_FAILURE})
                     }
                     (Some(_), true) => return,
@@ -404,6 +477,33 @@ impl Emitter<'_> {
         state
     }
 
+    /// The child's job item, so that its workers find its input and `garden status` shows it.
+    fn create_child_job(&self, step: &Step, workflow: &str, input: &Value) -> Value {
+        let id = |pattern: &str| format!("States.Format('{pattern}', $.job.id)");
+        json!({
+            "Type": "Task",
+            "Resource": "arn:aws:states:::dynamodb:putItem",
+            "Parameters": {
+                "TableName": self.target.table_name(),
+                "Item": {
+                    "PK": {"S.$": id(&format!("JOB#{{}}-{}", step.id))},
+                    "SK": {"S": "JOB"},
+                    "job_id": {"S.$": id(&format!("{{}}-{}", step.id))},
+                    "workflow": {"S": workflow},
+                    "status": {"S": "RUNNING"},
+                    "input": {"S": input.to_string()},
+                    "parent_job_id": {"S.$": "$.job.id"},
+                    "created_at": {"S.$": "$$.State.EnteredTime"},
+                    "updated_at": {"S.$": "$$.State.EnteredTime"},
+                    "GSI1PK": {"S": format!("WF#{workflow}")},
+                    "GSI1SK": {"S.$": format!("States.Format('{{}}#{{}}-{}', $$.State.EnteredTime, $.job.id)", step.id)},
+                },
+            },
+            "ResultPath": null,
+            "Next": step.name,
+        })
+    }
+
     fn child(&self, step: &Step, workflow: &str) -> Value {
         let child_id = format!("States.Format('{{}}-{}', $.job.id)", step.id);
         json!({
@@ -460,23 +560,25 @@ impl Emitter<'_> {
         );
         main.add("Done", json!({"Type": "Succeed"}));
         main.add(failed, failed_in_main(OUTPUT_STEP));
-        main.add(
-            READ_FAILURE,
-            json!({
-                "Type": "Choice",
-                "Comment": "a failure inside a Parallel or Map carries the failed step in its cause",
-                "Choices": [{"Variable": "$.failure.Cause", "StringMatches": "{\"failed_step\":*", "Next": "Read step failure"}],
-                "Default": "Read other failure",
-            }),
-        );
-        main.add(
-            "Read step failure",
-            json!({"Type": "Pass", "Parameters": {"job.$": "$.job", "failure.$": "States.StringToJson($.failure.Cause)"}, "Next": FAILURE_STATUS}),
-        );
-        main.add(
-            "Read other failure",
-            json!({"Type": "Pass", "Parameters": {"job.$": "$.job", "failure": {"error.$": "$.failure.Error", "cause.$": "$.failure.Cause"}}, "Next": FAILURE_STATUS}),
-        );
+        if self.reads_group_failures {
+            main.add(
+                READ_FAILURE,
+                json!({
+                    "Type": "Choice",
+                    "Comment": "a failure inside a Parallel or Map carries the failed step in its cause",
+                    "Choices": [{"Variable": "$.failure.Cause", "StringMatches": "{\"failed_step\":*", "Next": "Read step failure"}],
+                    "Default": "Read other failure",
+                }),
+            );
+            main.add(
+                "Read step failure",
+                json!({"Type": "Pass", "Parameters": {"job.$": "$.job", "failure.$": "States.StringToJson($.failure.Cause)"}, "Next": FAILURE_STATUS}),
+            );
+            main.add(
+                "Read other failure",
+                json!({"Type": "Pass", "Parameters": {"job.$": "$.job", "failure": {"error.$": "$.failure.Error", "cause.$": "$.failure.Cause"}}, "Next": FAILURE_STATUS}),
+            );
+        }
         main.add(
             FAILURE_STATUS,
             json!({

@@ -161,7 +161,12 @@ fn walk(wf: &Workflow, tree: &Tree, items: u64, c: &mut Counts) {
                     c.read_units += (1 + step.deps.len() as u64) * runs;
                 }
                 StepBody::Wait(_) => c.history_events += 2 * runs,
-                StepBody::Workflow { .. } => c.history_events += 6 * runs,
+                StepBody::Workflow { .. } => {
+                    // The child's job item is written first (a putItem task).
+                    c.transitions += runs;
+                    c.history_events += 11 * runs;
+                    c.write_units += runs;
+                }
             }
         }
     }

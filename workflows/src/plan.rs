@@ -126,6 +126,7 @@ pub fn plan_dag(count: usize, nodes: &[usize], preds: &[Vec<usize>]) -> Plan {
         anc[v] = set;
     }
     let mut planner = Planner {
+        bits: order.len(),
         preds,
         pos,
         anc,
@@ -181,6 +182,8 @@ fn topological(count: usize, nodes: &[usize], preds: &[Vec<usize>]) -> Vec<usize
 }
 
 struct Planner<'p> {
+    /// Planned steps: the size of every ancestor set.
+    bits: usize,
     preds: &'p [Vec<usize>],
     pos: Vec<usize>,
     anc: Vec<BitSet>,
@@ -262,9 +265,13 @@ impl Planner<'_> {
     fn series_cuts(&self, group: &[usize]) -> Vec<usize> {
         let n = group.len();
         // lead[j]: how many leading steps of the group are ancestors of group[j].
-        let lead: Vec<usize> = (0..n)
-            .map(|j| (0..j).take_while(|&i| self.is_ancestor(group[i], group[j])).count())
-            .collect();
+        let lead: Vec<usize> = if n < 256 {
+            (0..n)
+                .map(|j| (0..j).take_while(|&i| self.is_ancestor(group[i], group[j])).count())
+                .collect()
+        } else {
+            self.leads_by_words(group)
+        };
         let mut cuts = Vec::new();
         let mut suffix_min = usize::MAX;
         for k in (1..n).rev() {
@@ -275,6 +282,28 @@ impl Planner<'_> {
         }
         cuts.reverse();
         cuts
+    }
+
+    /// The same as the scan, a word at a time: the first group member that is
+    /// not an ancestor is the lowest set bit of `group & !ancestors`.
+    fn leads_by_words(&self, group: &[usize]) -> Vec<usize> {
+        let positions: Vec<usize> = group.iter().map(|&v| self.pos[v]).collect();
+        let mut mask = BitSet::new(self.bits);
+        positions.iter().for_each(|&p| mask.insert(p));
+        (0..group.len())
+            .map(|j| {
+                let own = positions[j];
+                let anc = &self.anc[group[j]];
+                for (w, &m) in mask.words.iter().enumerate().take(own / 64 + 1) {
+                    let missing = m & !anc.words.get(w).copied().unwrap_or(0);
+                    if missing != 0 {
+                        let p = w * 64 + missing.trailing_zeros() as usize;
+                        return positions.partition_point(|&q| q < p).min(j);
+                    }
+                }
+                j
+            })
+            .collect()
     }
 
     /// No exact split exists: cut at the level boundary that costs least.
@@ -470,6 +499,59 @@ mod tests {
         assert_eq!((plan.critical_path, plan.planned_critical_path), (2, 2));
         let before = plan.root.finished_before(4);
         assert!(before[2][0] && before[2][1] && before[3][1]);
+    }
+
+    #[test]
+    fn large_groups_find_the_same_cuts_a_word_at_a_time() {
+        // Stages of a fan-out and a join, with some N shapes, 600 steps.
+        let mut edges = Vec::new();
+        let mut seed = 7u64;
+        for stage in 0..50 {
+            let base = stage * 12;
+            for t in 1..11 {
+                edges.push((base, base + t));
+                seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                if seed >> 60 == 0 && t > 1 {
+                    edges.push((base + t - 1, base + t));
+                }
+                edges.push((base + t, base + 11));
+            }
+            if stage > 0 {
+                edges.push((base - 1, base));
+            }
+        }
+        let n = 600;
+        let mut preds = vec![Vec::new(); n];
+        for &(a, b) in &edges {
+            preds[b].push(a);
+        }
+        let nodes: Vec<usize> = (0..n).collect();
+        let plan = plan_dag(n, &nodes, &preds);
+        let order = topological(n, &nodes, &preds);
+        let mut pos = vec![0; n];
+        order.iter().enumerate().for_each(|(p, &v)| pos[v] = p);
+        let mut anc = vec![BitSet::new(n); n];
+        for &v in &order {
+            for &u in &preds[v] {
+                let from = anc[u].clone();
+                anc[v].union_with(&from);
+                anc[v].insert(pos[u]);
+            }
+        }
+        let planner = Planner {
+            bits: n,
+            preds: &preds,
+            pos,
+            anc,
+            stamp: vec![0; n],
+            next_stamp: 0,
+            added: Vec::new(),
+        };
+        let scanned: Vec<usize> = (0..n)
+            .map(|j| (0..j).take_while(|&i| planner.is_ancestor(order[i], order[j])).count())
+            .collect();
+        assert_eq!(planner.leads_by_words(&order), scanned);
+        assert_eq!(plan.critical_path, plan.planned_critical_path);
     }
 
     #[test]

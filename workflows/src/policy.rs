@@ -30,11 +30,17 @@ pub fn child_workflows(wf: &Workflow) -> BTreeSet<String> {
 
 pub fn policy(wf: &Workflow, target: &Target) -> Value {
     let queues: Vec<String> = task_kinds(wf).into_iter().map(|k| target.queue_arn(k)).collect();
+    let children = child_workflows(wf);
+    // Child workflows get their job item written before they start.
+    let table_actions = if children.is_empty() {
+        json!(["dynamodb:UpdateItem"])
+    } else {
+        json!(["dynamodb:PutItem", "dynamodb:UpdateItem"])
+    };
     let mut statements = vec![
         json!({"Sid": "SendTaskMessages", "Effect": "Allow", "Action": ["sqs:SendMessage"], "Resource": queues}),
-        json!({"Sid": "RecordJobStatus", "Effect": "Allow", "Action": ["dynamodb:UpdateItem"], "Resource": [target.table_arn()]}),
+        json!({"Sid": "RecordJobStatus", "Effect": "Allow", "Action": table_actions, "Resource": [target.table_arn()]}),
     ];
-    let children = child_workflows(wf);
     if !children.is_empty() {
         let machines: Vec<String> = children.iter().map(|c| target.state_machine_arn(c)).collect();
         // Execution names are job ids, known only at run time: scoped to each child machine.

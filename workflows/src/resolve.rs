@@ -261,6 +261,16 @@ impl Resolver<'_> {
                 })
             }
             StepKindDef::Wait(wait) => {
+                if s.for_each.is_some() {
+                    let help = "a wait does the same for every item: remove `for_each`";
+                    self.error(
+                        "garden::wait",
+                        "a `wait` step cannot have `for_each`",
+                        s.kind_span,
+                        "here",
+                        help,
+                    );
+                }
                 if let WaitDef::Until(until) = wait
                     && !looks_like_timestamp(until)
                 {
@@ -275,8 +285,24 @@ impl Resolver<'_> {
                 }
                 return StepBody::Wait(wait.clone());
             }
-            StepKindDef::Workflow { name, input } => {
-                let input = json(self, input.as_ref());
+            StepKindDef::Workflow { name, input: node } => {
+                if let Some(node) = node {
+                    self.literal_only(node);
+                }
+                if s.for_each.is_some() {
+                    let help = "start one child with a list in its input, or use a `tool` or `agent` step per item";
+                    self.error(
+                        "garden::workflow",
+                        "a `workflow` step cannot have `for_each` yet",
+                        s.kind_span,
+                        "here",
+                        help,
+                    );
+                }
+                let input = match node {
+                    Some(_) => json(self, node.as_ref()),
+                    None => Value::Object(Default::default()),
+                };
                 return StepBody::Workflow {
                     name: name.value.clone(),
                     input,
@@ -354,6 +380,21 @@ impl Resolver<'_> {
             name: name.value.clone(),
             arn: String::new(),
             qualifier: None,
+        }
+    }
+
+    /// A child workflow's input is written to its job item by the state machine,
+    /// which cannot render templates.
+    fn literal_only(&mut self, node: &Node) {
+        match &node.kind {
+            Kind::Str(text, _) if text.contains("{{") => {
+                let help = "pass literal JSON; a child that needs values from this job can read them in its own steps";
+                let message = "a child workflow's `input` cannot hold templates yet";
+                self.error("garden::workflow", message, node.span, "template here", help);
+            }
+            Kind::Seq(items) => items.iter().for_each(|n| self.literal_only(n)),
+            Kind::Map(entries) => entries.iter().for_each(|(_, v)| self.literal_only(v)),
+            _ => {}
         }
     }
 

@@ -189,7 +189,7 @@ fn close_flow(text: &str, span: Span, open: char, close: char) -> usize {
     }
     let rest = &text[span.end..];
     let trimmed = rest.trim_start();
-    if trimmed.starts_with(close) && !text[span.end - 1..span.end].contains(close) {
+    if trimmed.starts_with(close) && !text[..span.end].ends_with(close) {
         span.end + (rest.len() - trimmed.len()) + 1
     } else {
         span.end
@@ -274,5 +274,9 @@ mod tests {
         let err = parse("a: [1, 2\nb: 3\n").unwrap_err();
         assert!(!err.message.is_empty());
         assert!(parse("a: 1\na: 2\n").is_err());
+        assert!(parse("[]").is_ok());
+        assert!(parse("{}").is_ok());
+        assert!(parse("[é, [ü]]").is_ok());
+        assert!(parse("{a: [1, 2 ]}").is_ok());
     }
 }

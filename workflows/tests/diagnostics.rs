@@ -13,9 +13,12 @@ fn problems(text: &str) -> Diagnostics {
 }
 
 fn find<'d>(diags: &'d Diagnostics, code: &str) -> &'d Problem {
-    diags
-        .find(code)
-        .unwrap_or_else(|| panic!("no {code} among {:?}", diags.problems.iter().map(|p| &p.message).collect::<Vec<_>>()))
+    diags.find(code).unwrap_or_else(|| {
+        panic!(
+            "no {code} among {:?}",
+            diags.problems.iter().map(|p| &p.message).collect::<Vec<_>>()
+        )
+    })
 }
 
 fn assert_at(p: &Problem, line: usize, column: usize, underlined: &str) {
@@ -64,7 +67,8 @@ steps:
 
 #[test]
 fn a_misspelt_need_suggests_too() {
-    let d = problems("name: typo\nsteps:\n  first:\n    approval: {}\n  second:\n    needs: [frist]\n    approval: {}\n");
+    let d =
+        problems("name: typo\nsteps:\n  first:\n    approval: {}\n  second:\n    needs: [frist]\n    approval: {}\n");
     let p = find(&d, "garden::unknown-step");
     assert_at(p, 6, 13, "frist");
     assert_eq!(p.help.as_deref(), Some("did you mean `first`?"));
@@ -130,7 +134,12 @@ fn a_when_that_reads_the_input_cannot_be_a_choice() {
     let d = problems("name: w\nsteps:\n  a:\n    when: \"{{ input.urgent }}\"\n    approval: {}\n");
     let p = find(&d, "garden::when");
     assert_at(p, 4, 15, "input.urgent");
-    assert!(p.help.as_deref().unwrap_or_default().contains("compute the value in a step"));
+    assert!(
+        p.help
+            .as_deref()
+            .unwrap_or_default()
+            .contains("compute the value in a step")
+    );
 }
 
 #[test]
@@ -188,7 +197,9 @@ steps:
 
 #[test]
 fn user_keys_ending_in_dollar_path_are_refused() {
-    let d = problems("name: k\nsteps:\n  a:\n    tool: { gateway: research, name: web_search, arguments: { query.$: x } }\n");
+    let d = problems(
+        "name: k\nsteps:\n  a:\n    tool: { gateway: research, name: web_search, arguments: { query.$: x } }\n",
+    );
     let p = find(&d, "garden::path-key");
     assert_at(p, 4, 63, "query.$");
 }
@@ -208,7 +219,11 @@ fn a_too_large_workflow_hits_the_history_limit_at_compile() {
         .expect("the history limit is reported");
     assert!(history.message.contains("25000"), "{}", history.message);
     assert_at(history, 2, 1, "steps");
-    let size = d.problems.iter().find(|p| p.message.contains("bytes")).expect("the size limit too");
+    let size = d
+        .problems
+        .iter()
+        .find(|p| p.message.contains("bytes"))
+        .expect("the size limit too");
     assert!(size.message.contains("1048576"), "{}", size.message);
 }
 

@@ -275,6 +275,82 @@ mod tests {
         assert_eq!(gateway_url(&gateway), "https://example.invalid/mcp");
     }
 
+    /// A token endpoint that answers every request with one token and keeps
+    /// the request bodies it saw.
+    fn token_endpoint() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/oauth2/token", listener.local_addr().unwrap());
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let requests = seen.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                let mut buf = vec![0u8; 8192];
+                let n = stream.read(&mut buf).unwrap_or(0);
+                requests
+                    .lock()
+                    .unwrap()
+                    .push(String::from_utf8_lossy(&buf[..n]).into_owned());
+                let body = r#"{"access_token":"token-abc","token_type":"Bearer","expires_in":3600}"#;
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(reply.as_bytes());
+            }
+        });
+        (url, seen)
+    }
+
+    #[tokio::test]
+    async fn oauth_tokens_are_fetched_once_and_cached() {
+        let (token_url, seen) = token_endpoint();
+        let gateways = Gateways::new(reqwest::Client::new());
+        let gateway = Gateway {
+            name: "finance".into(),
+            url: "http://127.0.0.1:9/mcp".into(),
+            auth: GatewayAuth::Oauth {
+                token_url,
+                client_id: "garden-client".into(),
+                // Any variable that is always set stands in for the secret.
+                client_secret_env: "PATH".into(),
+                scope: Some("tools/invoke".into()),
+            },
+        };
+        assert_eq!(
+            gateways.auth_token(&gateway).await.unwrap().as_deref(),
+            Some("token-abc")
+        );
+        assert_eq!(
+            gateways.auth_token(&gateway).await.unwrap().as_deref(),
+            Some("token-abc")
+        );
+        let requests = seen.lock().unwrap();
+        assert_eq!(requests.len(), 1, "the second call uses the cached token");
+        assert!(requests[0].contains("grant_type=client_credentials"), "{}", requests[0]);
+        assert!(requests[0].contains("client_id=garden-client"));
+        assert!(requests[0].contains("scope=tools%2Finvoke"));
+    }
+
+    #[tokio::test]
+    async fn a_missing_client_secret_is_named() {
+        let gateways = Gateways::new(reqwest::Client::new());
+        let gateway = Gateway {
+            name: "finance".into(),
+            url: "http://127.0.0.1:9/mcp".into(),
+            auth: GatewayAuth::Oauth {
+                token_url: "http://127.0.0.1:9/token".into(),
+                client_id: "c".into(),
+                client_secret_env: "GARDEN_TEST_SECRET_THAT_IS_NEVER_SET".into(),
+                scope: None,
+            },
+        };
+        let err = gateways.auth_token(&gateway).await.unwrap_err();
+        assert_eq!(err.name, errors::PROVIDER_REJECTED);
+        assert!(err.message.contains("GARDEN_TEST_SECRET_THAT_IS_NEVER_SET"));
+    }
+
     #[test]
     fn form_values_are_percent_encoded() {
         assert_eq!(form_encode("a b&c=d"), "a%20b%26c%3Dd");

@@ -88,3 +88,119 @@ pub type Seen<T> = Arc<Mutex<Vec<T>>>;
 pub fn seen<T>() -> Seen<T> {
     Arc::new(Mutex::new(Vec::new()))
 }
+
+mod approvals {
+    use aws_sdk_dynamodb::Client as Ddb;
+    use aws_sdk_dynamodb::operation::get_item::GetItemOutput;
+    use aws_sdk_dynamodb::operation::update_item::UpdateItemOutput;
+    use aws_sdk_sfn::Client as Sfn;
+    use aws_sdk_sfn::operation::send_task_failure::SendTaskFailureOutput;
+    use aws_sdk_sfn::operation::send_task_success::SendTaskSuccessOutput;
+    use aws_smithy_mocks::mock;
+    use serde_json::{Value, json};
+
+    use super::{Mocks, item};
+    use crate::approval::{ApprovalError, Decision, answer};
+
+    fn waiting() -> aws_smithy_mocks::Rule {
+        mock!(Ddb::get_item).then_output(|| {
+            GetItemOutput::builder()
+                .set_item(Some(item(&[
+                    ("PK", "JOB#job-1"),
+                    ("SK", "STEP#review"),
+                    ("status", "WAITING_APPROVAL"),
+                    ("task_token", "token-9"),
+                    ("approval", r#"{"exports":[{"name":"approved","path":"approved"}]}"#),
+                ])))
+                .build()
+        })
+    }
+
+    #[tokio::test]
+    async fn an_approval_sends_its_exports() {
+        let (get, update) = (
+            waiting(),
+            mock!(Ddb::update_item).then_output(|| UpdateItemOutput::builder().build()),
+        );
+        let success = mock!(Sfn::send_task_success)
+            .match_requests(|r| {
+                r.task_token() == Some("token-9")
+                    && serde_json::from_str::<Value>(r.output().unwrap()).unwrap()
+                        == json!({"step": "review", "exports": {"approved": true}})
+            })
+            .then_output(|| SendTaskSuccessOutput::builder().build());
+        let ctx = Mocks {
+            ddb: vec![&get, &update],
+            sfn: vec![&success],
+            ..Mocks::default()
+        }
+        .context();
+        let (ddb, sfn) = (&ctx.clients.ddb, &ctx.clients.sfn);
+        let decision = Decision::Approve {
+            comment: Some("fine".into()),
+            by: Some("ana".into()),
+        };
+        let output = answer(ddb, sfn, "garden", "job-1", "review", decision).await.unwrap();
+        assert_eq!(output["approved"], true);
+        assert_eq!(success.num_calls(), 1);
+        assert_eq!(update.num_calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_rejection_fails_the_task_as_rejected() {
+        let (get, update) = (
+            waiting(),
+            mock!(Ddb::update_item).then_output(|| UpdateItemOutput::builder().build()),
+        );
+        let failure = mock!(Sfn::send_task_failure)
+            .match_requests(|r| r.error() == Some(garden_workflows::wire::errors::REJECTED))
+            .then_output(|| SendTaskFailureOutput::builder().build());
+        let ctx = Mocks {
+            ddb: vec![&get, &update],
+            sfn: vec![&failure],
+            ..Mocks::default()
+        }
+        .context();
+        let decision = Decision::Reject {
+            reason: "sources missing".into(),
+            by: None,
+        };
+        answer(
+            &ctx.clients.ddb,
+            &ctx.clients.sfn,
+            "garden",
+            "job-1",
+            "review",
+            decision,
+        )
+        .await
+        .unwrap();
+        assert_eq!(failure.num_calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_step_that_is_not_waiting_is_named() {
+        let get = mock!(Ddb::get_item).then_output(|| GetItemOutput::builder().build());
+        let ctx = Mocks {
+            ddb: vec![&get],
+            ..Mocks::default()
+        }
+        .context();
+        let decision = Decision::Approve {
+            comment: None,
+            by: None,
+        };
+        let err = answer(
+            &ctx.clients.ddb,
+            &ctx.clients.sfn,
+            "garden",
+            "job-1",
+            "review",
+            decision,
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(err, ApprovalError::NotWaiting { .. }), "{err}");
+        assert!(err.to_string().contains("garden status job-1"));
+    }
+}

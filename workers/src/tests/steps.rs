@@ -134,6 +134,10 @@ impl Fixture {
     }
 
     fn context(&self, bedrock: &[&Rule]) -> crate::config::Context {
+        self.context_with(bedrock, &[])
+    }
+
+    fn context_with(&self, bedrock: &[&Rule], agentcore: &[&Rule]) -> crate::config::Context {
         let queue_url = Box::leak(Box::new(mock!(Sqs::get_queue_url).then_output(|| {
             GetQueueUrlOutput::builder()
                 .queue_url("http://sqs.local/garden-model")
@@ -141,6 +145,7 @@ impl Fixture {
         })));
         let mut mocks = Mocks {
             bedrock: bedrock.to_vec(),
+            agentcore: agentcore.to_vec(),
             sqs: vec![&self.visibility, queue_url],
             ..Mocks::default()
         };
@@ -580,4 +585,105 @@ async fn heartbeats_run_during_backoff() {
         fixture.visibility.num_calls(),
         "each heartbeat extends the visibility"
     );
+}
+
+fn agent_task(session: &str) -> String {
+    json!({
+        "token": "token-1", "job_id": "job-1", "workflow": "brief", "step": "outline",
+        "spec": {
+            "kind": "agent",
+            "runtime": {"name": "writer", "arn": "arn:aws:bedrock-agentcore:us-east-1:000000000000:runtime/writer"},
+            "session": session,
+            "payload": {"topic": "{{ input.topic }}"},
+            "retry": {"attempts": 2, "backoff_ms": 10, "max_delay_ms": 20},
+        },
+        "exports": [{"name": "confidence", "path": "confidence"}],
+    })
+    .to_string()
+}
+
+#[tokio::test]
+async fn an_agent_step_keeps_one_session_per_job() {
+    use aws_sdk_bedrockagentcore::Client as AgentCore;
+    use aws_sdk_bedrockagentcore::operation::invoke_agent_runtime::InvokeAgentRuntimeOutput;
+    let fixture = Fixture::new(None);
+    let expected = crate::providers::agent::session_id(
+        "job-1",
+        "writer",
+        garden_workflows::wire::SessionScope::PerJob,
+        "outline",
+        None,
+    );
+    let invoke = mock!(AgentCore::invoke_agent_runtime)
+        .match_requests(move |r| {
+            let payload: Value = serde_json::from_slice(r.payload().unwrap().as_ref()).unwrap();
+            r.runtime_session_id() == Some(expected.as_str()) && payload == json!({"topic": "markets"})
+        })
+        .then_output(|| {
+            InvokeAgentRuntimeOutput::builder()
+                .content_type("text/event-stream")
+                .response(aws_smithy_types::byte_stream::ByteStream::from_static(
+                    b"data: {\"delta\": \"Draft\"}\n\ndata: {\"draft\": \"Draft\", \"confidence\": 0.6}\n\n",
+                ))
+                .build()
+                .unwrap()
+        });
+    let ctx = fixture.context_with(&[], &[&invoke]);
+    step::handle(&ctx, event(&agent_task("per-job"))).await;
+    assert_eq!(invoke.num_calls(), 1);
+    let sent: Value = serde_json::from_str(&fixture.successes.lock().unwrap()[0]).unwrap();
+    assert_eq!(sent["exports"]["confidence"], json!(0.6));
+}
+
+#[tokio::test]
+async fn an_agent_failure_is_an_agent_error() {
+    use aws_sdk_bedrockagentcore::Client as AgentCore;
+    use aws_sdk_bedrockagentcore::operation::invoke_agent_runtime::InvokeAgentRuntimeError;
+    use aws_sdk_bedrockagentcore::types::error::RuntimeClientError;
+    let fixture = Fixture::new(None);
+    let invoke = mock!(AgentCore::invoke_agent_runtime).then_error(|| {
+        InvokeAgentRuntimeError::RuntimeClientError(RuntimeClientError::builder().message("agent raised").build())
+    });
+    let ctx = fixture.context_with(&[], &[&invoke]);
+    step::handle(&ctx, event(&agent_task("per-step"))).await;
+    assert_eq!(invoke.num_calls(), 1, "an agent failure is not retried");
+    let (error, cause) = fixture.failures.lock().unwrap()[0].clone();
+    assert_eq!(error, errors::AGENT_ERROR);
+    assert!(cause.contains("agent raised"), "{cause}");
+}
+
+#[tokio::test]
+async fn an_agent_throttled_past_the_policy_is_throttled() {
+    use aws_sdk_bedrockagentcore::Client as AgentCore;
+    use aws_sdk_bedrockagentcore::operation::invoke_agent_runtime::InvokeAgentRuntimeError;
+    use aws_sdk_bedrockagentcore::types::error::ThrottlingException as AgentThrottled;
+    let fixture = Fixture::new(None);
+    let invoke = mock!(AgentCore::invoke_agent_runtime)
+        .then_error(|| InvokeAgentRuntimeError::ThrottlingException(AgentThrottled::builder().build()));
+    let ctx = fixture.context_with(&[], &[&invoke]);
+    step::handle(&ctx, event(&agent_task("per-job"))).await;
+    assert_eq!(invoke.num_calls(), 2);
+    assert_eq!(fixture.failures.lock().unwrap()[0].0, errors::THROTTLED);
+}
+
+#[tokio::test]
+async fn a_lambda_event_fixture_round_trips() {
+    // An SQS event as Lambda delivers it, and the partial batch response it gets.
+    let fixture = Fixture::new(None);
+    let converse = mock!(Bedrock::converse).then_output(|| text_reply("ok"));
+    let ctx = fixture.context(&[&converse]);
+    let body = model_task("Plan", json!({}));
+    let raw = json!({"Records": [
+        {
+            "messageId": "m-good", "receiptHandle": "r-1", "body": body,
+            "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {},
+            "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:000000000000:garden-model",
+            "awsRegion": "us-east-1"
+        }
+    ]});
+    let event: aws_lambda_events::event::sqs::SqsEvent = serde_json::from_value(raw).unwrap();
+    let response = step::handle(&ctx, event).await;
+    let written = serde_json::to_value(&response).unwrap();
+    assert_eq!(written, json!({"batchItemFailures": []}));
+    assert_eq!(converse.num_calls(), 1);
 }

@@ -5,7 +5,7 @@
 //! Every test deploys under its own prefix, so tests run in parallel against
 //! one LocalStack without seeing each other's queues, table or jobs.
 
-#![allow(dead_code)]
+
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -288,4 +288,108 @@ pub fn http_get_json(url: &str) -> Value {
     stream.read_to_string(&mut response).unwrap();
     let body = response.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
     serde_json::from_str(body).unwrap_or_else(|e| panic!("{url} answered no JSON ({e}): {response}"))
+}
+
+/// Runs a future to completion on a runtime of its own (the tests are sync).
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+        .block_on(future)
+}
+
+impl Deployment {
+    pub fn sqs(&self) -> aws_sdk_sqs::Client {
+        aws_sdk_sqs::Client::new(&block_on(sdk_config()))
+    }
+
+    pub fn queue_url(&self, name: &str) -> String {
+        block_on(self.sqs().get_queue_url().queue_name(name).send())
+            .unwrap_or_else(|e| panic!("queue {name}: {e:?}"))
+            .queue_url
+            .unwrap()
+    }
+
+    /// Sends message bodies to the jobs queue as they are, ten at a time;
+    /// returns the SQS message id of each.
+    pub fn send_raw(&self, bodies: &[String]) -> Vec<String> {
+        let url = self.queue_url(&format!("{}-jobs", self.prefix));
+        let sqs = self.sqs();
+        block_on(async {
+            let mut ids = Vec::new();
+            for chunk in bodies.chunks(10) {
+                let entries = chunk.iter().enumerate().map(|(i, body)| {
+                    aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .message_body(body)
+                        .build()
+                        .unwrap()
+                });
+                let out = sqs
+                    .send_message_batch()
+                    .queue_url(&url)
+                    .set_entries(Some(entries.collect()))
+                    .send()
+                    .await
+                    .expect("send_message_batch");
+                assert!(out.failed.is_empty(), "messages refused: {:?}", out.failed);
+                let mut sent = out.successful;
+                sent.sort_by_key(|s| s.id.parse::<usize>().unwrap());
+                ids.extend(sent.into_iter().map(|s| s.message_id));
+            }
+            ids
+        })
+    }
+
+    /// Messages still on a queue, visible or in flight.
+    pub fn queue_depth(&self, name: &str) -> u64 {
+        use aws_sdk_sqs::types::QueueAttributeName as A;
+        let url = self.queue_url(name);
+        let attributes = block_on(
+            self.sqs()
+                .get_queue_attributes()
+                .queue_url(url)
+                .attribute_names(A::ApproximateNumberOfMessages)
+                .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
+                .send(),
+        )
+        .unwrap()
+        .attributes
+        .unwrap_or_default();
+        [A::ApproximateNumberOfMessages, A::ApproximateNumberOfMessagesNotVisible]
+            .iter()
+            .map(|a| attributes.get(a).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0))
+            .sum()
+    }
+
+    /// `garden jobs --json` with extra arguments.
+    pub fn jobs(&self, args: &[&str]) -> Vec<Value> {
+        let mut all = vec!["jobs", "--json", "--limit", "5000"];
+        all.extend_from_slice(args);
+        let out = self.garden(&all);
+        assert!(out.status.success(), "garden jobs failed:\n{}", stderr(&out));
+        serde_json::from_slice(&out.stdout).expect("garden jobs --json prints JSON")
+    }
+
+    /// Approves (or rejects) a step once it waits for approval.
+    pub fn answer(&self, job_id: &str, step: &str, approve: bool) {
+        self.wait_step(job_id, step, "WAITING_APPROVAL", Duration::from_secs(60));
+        let mut args = vec!["approve", job_id, step, "--reason", "checked by the tests"];
+        if !approve {
+            args.push("--reject");
+        }
+        let out = self.garden(&args);
+        assert!(out.status.success(), "garden approve failed:\n{}", stderr(&out));
+    }
+}
+
+/// The job id the dispatcher gives a message (the same rule it uses).
+pub fn job_id_of(body: &str, message_id: &str) -> String {
+    let message: garden_workflows::wire::JobMessage = serde_json::from_str(body).expect("a job message");
+    garden_workers::dispatcher::job_id(&message, message_id)
+}
+
+pub fn test_definition(name: &str) -> PathBuf {
+    repo().join("tests/definitions").join(format!("{name}.yaml"))
 }

@@ -1,0 +1,13 @@
+//! End-to-end tests: real jobs through LocalStack, the workers and the
+//! stand-ins, driven by the `garden` command as a user would drive it.
+//!
+//! One test binary, so that the tests run side by side; each deploys under a
+//! prefix of its own.
+
+mod common;
+
+mod approvals;
+mod delivery;
+mod examples;
+mod resilience;
+mod schedules;
