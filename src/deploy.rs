@@ -23,6 +23,11 @@ pub struct DeployArgs {
     /// worker's task stays hidden before another worker takes it.
     #[arg(long)]
     pub task_visibility: Option<u32>,
+    /// Also deploy the dispatcher and worker Lambda functions, from the zips
+    /// `cargo lambda build --release --arm64 --output-format zip` leaves under
+    /// this target folder. Without it, run the handlers with `garden worker`.
+    #[arg(long, value_name = "TARGET_DIR", num_args = 0..=1, default_missing_value = "target")]
+    pub functions: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -66,8 +71,26 @@ pub async fn deploy(args: DeployArgs) -> miette::Result<ExitCode> {
     if let Some(secs) = args.task_visibility {
         spec = spec.with_task_visibility(secs);
     }
-    let deployer = Deployer::new(&args.target.sdk_config().await);
+    if args.functions.is_some() {
+        // SQS wants a queue's visibility timeout at least its function's timeout.
+        let longest = spec.queues.iter().filter(|q| q.kind.is_some()).map(|q| q.visibility_timeout_secs).max();
+        spec = spec.with_task_visibility(longest.unwrap_or(0).max(960));
+    }
+    let config = args.target.sdk_config().await;
+    let deployer = Deployer::new(&config);
     let (core, mut report) = deployer.deploy_core(&spec).await.map_err(|e| miette!("{e}"))?;
+    let functions = match &args.functions {
+        Some(dir) => {
+            let artifacts = garden_infra::functions::Artifacts::in_target(dir);
+            let done = garden_infra::functions::FunctionDeployer::new(&config)
+                .deploy(&core, &artifacts)
+                .await
+                .map_err(|e| miette!("{e}"))?;
+            report.extend(done);
+            true
+        }
+        None => false,
+    };
     let target = core.target();
     for workflow in &workflows {
         let compiled = garden_workflows::compile(workflow, &target).map_err(miette::Report::new)?;
@@ -79,7 +102,7 @@ pub async fn deploy(args: DeployArgs) -> miette::Result<ExitCode> {
             .wrap_err_with(|| format!("deploying workflow `{}`", deployment.name))?;
         report.extend(done);
     }
-    print_report("deploy", &core, &report);
+    print_report("deploy", &core, &report, functions);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -131,7 +154,7 @@ fn deployment_of(compiled: &garden_workflows::Compiled) -> WorkflowDeployment {
     }
 }
 
-fn print_report(verb: &str, core: &CoreOutputs, report: &Report) {
+fn print_report(verb: &str, core: &CoreOutputs, report: &Report, functions: bool) {
     let changed = report.entries.len() - report.count(&garden_infra::Change::Unchanged);
     eprintln!(
         "garden {verb}: account {} region {}, {} resources, {changed} changed",
@@ -140,9 +163,11 @@ fn print_report(verb: &str, core: &CoreOutputs, report: &Report) {
         report.entries.len()
     );
     eprint!("{report}");
-    eprintln!(
-        "  functions      {:<44} skipped: run the dispatcher and workers with `garden worker`",
-        "dispatcher, workers"
-    );
+    if !functions {
+        eprintln!(
+            "  functions      {:<44} skipped: run the handlers with `garden worker`, or deploy with --functions",
+            "dispatcher, workers"
+        );
+    }
     eprintln!("jobs queue: {}", core.jobs_queue_url());
 }

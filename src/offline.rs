@@ -9,7 +9,7 @@ use miette::{IntoDiagnostic, Report, WrapErr};
 
 #[derive(clap::Args)]
 pub struct ValidateArgs {
-    /// Definition files (YAML).
+    /// Definition files (YAML), or folders of them; `resources.yaml` is checked as shared resources.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
 }
@@ -59,7 +59,17 @@ pub struct SchemaArgs {
 /// Checks each file and prints every problem; exit code 1 when any file has an error.
 pub fn validate(args: ValidateArgs) -> miette::Result<ExitCode> {
     let mut failed = false;
-    for file in &args.files {
+    for file in &expand(&args.files)? {
+        if file.file_name().and_then(|n| n.to_str()) == Some(garden_workflows::compile::SHARED_RESOURCES_FILE) {
+            match garden_workflows::SharedResources::load(file) {
+                Ok(_) => out(&format!("ok  {} (shared resources)", file.display()))?,
+                Err(diags) => {
+                    failed = true;
+                    eprintln!("{:?}", Report::new(diags));
+                }
+            }
+            continue;
+        }
         match load(file) {
             Ok(wf) => {
                 print_warnings(&wf);
@@ -147,6 +157,26 @@ pub fn schema(args: SchemaArgs) -> miette::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Files as given, with each directory replaced by the YAML files in it.
+fn expand(paths: &[PathBuf]) -> miette::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for path in paths {
+        if !path.is_dir() {
+            files.push(path.clone());
+            continue;
+        }
+        let mut found: Vec<PathBuf> = std::fs::read_dir(path)
+            .into_diagnostic()
+            .wrap_err_with(|| format!("cannot read `{}`", path.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+            .collect();
+        found.sort();
+        files.extend(found);
+    }
+    Ok(files)
+}
+
 fn load(file: &Path) -> Result<Workflow, Diagnostics> {
     load_file(file)
 }
@@ -163,4 +193,65 @@ fn print_warnings(wf: &Workflow) {
 
 fn out(line: &str) -> miette::Result<()> {
     writeln!(std::io::stdout().lock(), "{line}").into_diagnostic()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn definitions() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("definitions")
+    }
+
+    #[test]
+    fn a_folder_expands_to_its_yaml_files_in_order() {
+        let files = expand(&[definitions()]).unwrap();
+        let names: Vec<String> = files
+            .iter()
+            .filter_map(|f| f.file_name()?.to_str().map(str::to_owned))
+            .collect();
+        assert!(names.contains(&"research-brief.yaml".to_owned()), "{names:?}");
+        assert!(names.contains(&"resources.yaml".to_owned()), "{names:?}");
+        assert!(names.windows(2).all(|w| w[0] <= w[1]), "{names:?}");
+    }
+
+    #[test]
+    fn validate_fails_on_a_bad_definition_and_passes_the_examples() {
+        let dir = tempfile::tempdir().unwrap();
+        let bad = dir.path().join("bad.yaml");
+        std::fs::write(&bad, "name: bad\nsteps:\n  a:\n    approvl: {}\n").unwrap();
+        let code = validate(ValidateArgs { files: vec![bad] }).unwrap();
+        assert_eq!(code, ExitCode::FAILURE);
+        let code = validate(ValidateArgs {
+            files: vec![definitions()],
+        })
+        .unwrap();
+        assert_eq!(code, ExitCode::SUCCESS);
+    }
+
+    #[test]
+    fn compile_writes_the_three_artifacts() {
+        let dir = tempfile::tempdir().unwrap();
+        let args = CompileArgs {
+            file: definitions().join("finance-analysis.yaml"),
+            out: dir.path().to_path_buf(),
+            explain: false,
+            region: "eu-west-1".into(),
+            account: "123456789012".into(),
+            prefix: "garden".into(),
+        };
+        assert_eq!(compile(args).unwrap(), ExitCode::SUCCESS);
+        for suffix in ["asl", "policy", "resources"] {
+            let path = dir.path().join(format!("finance-analysis.{suffix}.json"));
+            let text = std::fs::read_to_string(&path).unwrap();
+            let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+            assert!(value.is_object(), "{suffix}");
+        }
+        let policy = std::fs::read_to_string(dir.path().join("finance-analysis.policy.json")).unwrap();
+        assert!(
+            policy.contains("arn:aws:sqs:eu-west-1:123456789012:garden-tool"),
+            "{policy}"
+        );
+        assert!(!policy.contains("\"*\""), "no wildcard resources: {policy}");
+    }
 }

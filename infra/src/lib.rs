@@ -10,6 +10,7 @@
 
 pub mod deploy;
 mod error;
+pub mod functions;
 pub mod spec;
 
 pub use deploy::{Change, Deployer, Report};

@@ -115,18 +115,46 @@ fn report(name: &str, handler: Duration, bare: Duration) {
 /// the worker around them.
 async fn bare_step(ctx: &Context) {
     let c = &ctx.clients;
-    let _ = c.ddb.get_item().table_name("garden").key("PK", s("JOB#job-1")).key("SK", s("STEP#outline")).send().await;
-    let _ = update(ctx, "SET #status = :running, started_at = if_not_exists(started_at, :now)").await;
-    let _ = c.ddb.get_item().table_name("garden").key("PK", s("JOB#job-1")).key("SK", s("JOB")).send().await;
+    let _ = c
+        .ddb
+        .get_item()
+        .table_name("garden")
+        .key("PK", s("JOB#job-1"))
+        .key("SK", s("STEP#outline"))
+        .send()
+        .await;
+    let _ = update(
+        ctx,
+        "SET #status = :running, started_at = if_not_exists(started_at, :now)",
+    )
+    .await;
+    let _ = c
+        .ddb
+        .get_item()
+        .table_name("garden")
+        .key("PK", s("JOB#job-1"))
+        .key("SK", s("JOB"))
+        .send()
+        .await;
     let message = Message::builder()
         .role(ConversationRole::User)
         .content(ContentBlock::Text("Sections on markets".into()))
         .build()
         .unwrap();
     let _ = c.bedrock.converse().model_id("m").messages(message).send().await;
-    let _ = update(ctx, "SET #status = :done, finished_at = :now, #output = :output, #result = :result").await;
+    let _ = update(
+        ctx,
+        "SET #status = :done, finished_at = :now, #output = :output, #result = :result",
+    )
+    .await;
     let result = r#"{"step":"outline","exports":{"confidence":0.8}}"#;
-    let _ = c.sfn.send_task_success().task_token("token-1").output(result).send().await;
+    let _ = c
+        .sfn
+        .send_task_success()
+        .task_token("token-1")
+        .output(result)
+        .send()
+        .await;
 }
 
 /// The AWS calls a dispatched job makes (the registry read is cached).

@@ -83,7 +83,11 @@ pub async fn resolve_queues(ctx: &Context) -> Result<Vec<Queue>, WorkerError> {
             .map_err(|e| WorkerError::QueueNotFound {
                 name: name.clone(),
                 message: match e.as_service_error() {
-                    Some(service) => format!("{}: {}", service.code().unwrap_or("error"), service.message().unwrap_or("")),
+                    Some(service) => format!(
+                        "{}: {}",
+                        service.code().unwrap_or("error"),
+                        service.message().unwrap_or("")
+                    ),
                     None => format!("SQS could not be reached: {e}"),
                 },
             })?
@@ -265,5 +269,34 @@ async fn drain(
             .visibility_timeout(0)
             .send()
             .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_sqs::types::Message;
+
+    use super::*;
+
+    #[test]
+    fn received_messages_look_like_lambda_records() {
+        let queue = Queue {
+            kind: QueueKind::Task(garden_workflows::wire::TaskKind::Tool),
+            name: "garden-tool".into(),
+            url: "http://127.0.0.1:4566/000000000000/garden-tool".into(),
+            arn: queue_arn("http://127.0.0.1:4566/000000000000/garden-tool", "garden-tool"),
+        };
+        assert_eq!(queue.arn, "arn:aws:sqs:local:000000000000:garden-tool");
+        let message = Message::builder()
+            .message_id("m-1")
+            .receipt_handle("r-1")
+            .body("{}")
+            .attributes(MessageSystemAttributeName::ApproximateReceiveCount, "3")
+            .build();
+        let record = to_record(&queue, message);
+        assert_eq!(record.message_id.as_deref(), Some("m-1"));
+        assert_eq!(record.receipt_handle.as_deref(), Some("r-1"));
+        assert_eq!(record.event_source_arn.as_deref(), Some(queue.arn.as_str()));
+        assert_eq!(record.attributes.get("ApproximateReceiveCount").map(String::as_str), Some("3"));
     }
 }

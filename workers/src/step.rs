@@ -80,6 +80,12 @@ async fn run(ctx: &Context, record: &SqsMessage, message: &TaskMessage) -> Resul
     }
 
     if let Action::Approval(approval) = &message.spec.action {
+        if let Some(existing) = &existing
+            && matches!(existing.status, StepStatus::Succeeded | StepStatus::Failed)
+        {
+            tracing::info!("approval already answered: dropping the repeated message");
+            return Ok(());
+        }
         let request = json!({
             "message": approval.message,
             "notify": approval.notify,
@@ -102,7 +108,17 @@ async fn run(ctx: &Context, record: &SqsMessage, message: &TaskMessage) -> Resul
     let work = execute(ctx, message);
     let outcome = match keepalive::keep_alive(ctx, &message.token, receipt.as_ref(), every, work).await {
         Kept::Done(outcome) => outcome,
-        Kept::Gone => return Ok(()),
+        Kept::Gone => {
+            // Step Functions gave up on the task (heartbeat or step timeout):
+            // record it so the step does not look like it is still running.
+            let cause = StepError::unavailable("Step Functions no longer waits for this task").cause(step);
+            let usage = StepUsage {
+                duration_ms: started.elapsed().as_millis() as u64,
+                ..StepUsage::default()
+            };
+            store::fail_step(ddb, table, job, step, item, "States.Timeout", &cause, usage).await?;
+            return Ok(());
+        }
     };
     let duration_ms = started.elapsed().as_millis() as u64;
 

@@ -278,6 +278,11 @@ async fn a_job_runs_through_the_local_loop() {
     for url in urls.values() {
         let _ = clients.sqs.delete_queue().queue_url(url).send().await;
     }
-    let _ = clients.sfn.delete_state_machine().state_machine_arn(&machine).send().await;
+    let _ = clients
+        .sfn
+        .delete_state_machine()
+        .state_machine_arn(&machine)
+        .send()
+        .await;
     let _ = clients.ddb.delete_table().table_name(&prefix).send().await;
 }

@@ -86,6 +86,9 @@ fn measure(size: usize) -> Row {
     let started = Instant::now();
     let wf = load_str("bench.yaml", &text, None).unwrap_or_else(|d| panic!("{:?}", miette::Report::new(d)));
     let validate = started.elapsed();
+    if std::env::var_os("GARDEN_BENCH_PASSES").is_some() {
+        passes(&text);
+    }
 
     let started = Instant::now();
     let planned = plan::plan(&wf);
@@ -110,6 +113,29 @@ fn measure(size: usize) -> Row {
         asl_bytes,
         added: planned.added.len(),
     }
+}
+
+/// Times each pass of `load_str` on its own.
+fn passes(text: &str) {
+    use garden_workflows::{definition, error, graph, parse, resolve};
+    let started = Instant::now();
+    let file = error::SourceFile::new("bench.yaml", text);
+    let mut diags = error::Diagnostics::default();
+    let def: definition::Definition = parse::parse_definition(&file, &mut diags).expect("parses");
+    let parsed = started.elapsed();
+    let started = Instant::now();
+    let wf = resolve::resolve(&def, &mut diags);
+    let resolved = started.elapsed();
+    let started = Instant::now();
+    graph::validate(&wf, &def, &mut diags);
+    let checked = started.elapsed();
+    println!(
+        "  {} steps: parse {} resolve {} graph {}",
+        wf.steps.len(),
+        ms(parsed),
+        ms(resolved),
+        ms(checked)
+    );
 }
 
 fn fastest(runs: Vec<Row>) -> Row {

@@ -37,11 +37,16 @@
 
 use serde_json::{Map, Value, json};
 
+mod choice;
+mod tail;
+
+use choice::test_rule;
+use tail::{add_rethrow, failed_in_branch, failed_in_main};
+
 use crate::plan::{Node, Plan};
 use crate::target::Target;
-use crate::template::CompareOp;
-use crate::wire::{Action, StepSpec, TaskKind};
-use crate::workflow::{OnError, Operand, Step, StepBody, Test, VarRef, Workflow};
+use crate::wire::{Action, StepSpec};
+use crate::workflow::{OnError, Operand, Step, StepBody, Test, Workflow};
 
 /// The TaskMessage `step` of the final output task (step names start with a letter).
 pub const OUTPUT_STEP: &str = "_output";
@@ -522,140 +527,6 @@ impl Emitter<'_> {
             "ResultPath": null,
         })
     }
-
-    /// The states after the steps: the output, the job's terminal status, and failure handling.
-    fn tail(&self, main: &mut Scope) {
-        let output = StepSpec {
-            action: Action::Output {
-                output: self.wf.output.clone(),
-            },
-            for_each: None,
-            retry: Default::default(),
-            timeout_secs: Some(300),
-            heartbeat_secs: None,
-        };
-        let failed = format!("Failed {OUTPUT_STEP}");
-        main.add(
-            RENDER_OUTPUT,
-            json!({
-                "Type": "Task",
-                "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
-                "Parameters": {
-                    "QueueUrl": self.target.queue_url(TaskKind::Control),
-                    "MessageBody": self.message(OUTPUT_STEP, &output, &[], false),
-                },
-                "TimeoutSeconds": 300,
-                "ResultPath": null,
-                "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.failure", "Next": failed}],
-                "Next": SUCCEEDED,
-            }),
-        );
-        main.add(
-            SUCCEEDED,
-            self.update_job(
-                "SET #status = :status, #updated_at = :now",
-                json!({":status": {"S": "SUCCEEDED"}, ":now": {"S.$": "$$.State.EnteredTime"}}),
-                "Done",
-            ),
-        );
-        main.add("Done", json!({"Type": "Succeed"}));
-        main.add(failed, failed_in_main(OUTPUT_STEP));
-        if self.reads_group_failures {
-            main.add(
-                READ_FAILURE,
-                json!({
-                    "Type": "Choice",
-                    "Comment": "a failure inside a Parallel or Map carries the failed step in its cause",
-                    "Choices": [{"Variable": "$.failure.Cause", "StringMatches": "{\"failed_step\":*", "Next": "Read step failure"}],
-                    "Default": "Read other failure",
-                }),
-            );
-            main.add(
-                "Read step failure",
-                json!({"Type": "Pass", "Parameters": {"job.$": "$.job", "failure.$": "States.StringToJson($.failure.Cause)"}, "Next": FAILURE_STATUS}),
-            );
-            main.add(
-                "Read other failure",
-                json!({"Type": "Pass", "Parameters": {"job.$": "$.job", "failure": {"error.$": "$.failure.Error", "cause.$": "$.failure.Cause"}}, "Next": FAILURE_STATUS}),
-            );
-        }
-        main.add(
-            FAILURE_STATUS,
-            json!({
-                "Type": "Choice",
-                "Choices": [{
-                    "Or": [
-                        {"Variable": "$.failure.error", "StringEquals": "States.Timeout"},
-                        {"Variable": "$.failure.error", "StringEquals": "States.HeartbeatTimeout"},
-                    ],
-                    "Next": "Mark timed out",
-                }],
-                "Default": "Mark failed",
-            }),
-        );
-        main.add("Mark timed out", json!({"Type": "Pass", "Result": "TIMED_OUT", "ResultPath": "$.failure.status", "Next": "Knows failed step"}));
-        main.add(
-            "Mark failed",
-            json!({"Type": "Pass", "Result": "FAILED", "ResultPath": "$.failure.status", "Next": "Knows failed step"}),
-        );
-        main.add(
-            "Knows failed step",
-            json!({
-                "Type": "Choice",
-                "Choices": [{"Variable": "$.failure.failed_step", "IsPresent": true, "Next": "Record failed step"}],
-                "Default": "Record failure",
-            }),
-        );
-        let values = json!({
-            ":status": {"S.$": "$.failure.status"},
-            ":error": {"S.$": "$.failure.error"},
-            ":cause": {"S.$": "$.failure.cause"},
-            ":now": {"S.$": "$$.State.EnteredTime"},
-        });
-        let mut with_step = values.clone();
-        with_step[":step"] = json!({"S.$": "$.failure.failed_step"});
-        main.add(
-            "Record failed step",
-            self.update_job(
-                "SET #status = :status, #error = :error, #cause = :cause, #failed_step = :step, #updated_at = :now",
-                with_step,
-                "Job failed",
-            ),
-        );
-        main.add(
-            "Record failure",
-            self.update_job(
-                "SET #status = :status, #error = :error, #cause = :cause, #updated_at = :now",
-                values,
-                "Job failed",
-            ),
-        );
-        main.add(
-            "Job failed",
-            json!({"Type": "Fail", "ErrorPath": "$.failure.error", "CausePath": "$.failure.cause"}),
-        );
-    }
-
-    fn update_job(&self, expression: &str, values: Value, next: &str) -> Value {
-        let names: Map<String, Value> = expression
-            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '#'))
-            .filter_map(|w| w.strip_prefix('#'))
-            .map(|w| (format!("#{w}"), Value::String(w.to_owned())))
-            .collect();
-        json!({
-            "Type": "Task",
-            "Resource": "arn:aws:states:::dynamodb:updateItem",
-            "Parameters": {
-                "TableName": self.target.table_name(),
-                "Key": {"PK": {"S.$": "States.Format('JOB#{}', $.job.id)"}, "SK": {"S": "JOB"}},
-                "UpdateExpression": expression,
-                "ExpressionAttributeNames": names,
-                "ExpressionAttributeValues": values,
-            },
-            "ResultPath": null,
-            "Next": next,
-        })
-    }
 }
 
 fn set_next(state: &mut Value, next: Option<String>) {
@@ -669,107 +540,5 @@ fn wait_state(wait: &crate::definition::WaitDef) -> Value {
     match wait {
         crate::definition::WaitDef::Seconds(s) => json!({"Type": "Wait", "Seconds": s}),
         crate::definition::WaitDef::Until(t) => json!({"Type": "Wait", "Timestamp": t}),
-    }
-}
-
-/// In the main flow: name the failed step and go to the failure handling.
-fn failed_in_main(step: &str) -> Value {
-    json!({
-        "Type": "Pass",
-        "Parameters": {
-            "job.$": "$.job",
-            "failure": {"failed_step": step, "error.$": "$.failure.Error", "cause.$": "$.failure.Cause"},
-        },
-        "Next": FAILURE_STATUS,
-    })
-}
-
-/// Inside a branch: name the failed step, then rethrow with it in the cause.
-fn failed_in_branch(step: &str, rethrow: &str) -> Value {
-    json!({
-        "Type": "Pass",
-        "Parameters": {"failed_step": step, "error.$": "$.failure.Error", "cause.$": "$.failure.Cause"},
-        "ResultPath": "$.failure",
-        "Next": rethrow,
-    })
-}
-
-fn add_rethrow(scope: &mut Scope, name: &str) {
-    if !scope.states.contains_key(name) {
-        scope.add(
-            name,
-            json!({"Type": "Fail", "ErrorPath": "$.failure.error", "CausePath": "States.JsonToString($.failure)"}),
-        );
-    }
-}
-
-fn var_path(wf: &Workflow, var: &VarRef) -> String {
-    format!("$.v.{}.{}", wf.steps[var.step].id, var.export)
-}
-
-fn is(path: &str, test: &str) -> Value {
-    json!({"Variable": path, test: true})
-}
-
-/// A Choice rule for a test; every comparison first checks the value is there
-/// and of the right type, so a missing or odd value makes the rule false
-/// instead of failing the execution.
-pub(crate) fn test_rule(wf: &Workflow, test: &Test) -> Value {
-    match test {
-        Test::Truthy(var) => {
-            let p = var_path(wf, var);
-            json!({"And": [is(&p, "IsPresent"), {"Or": [
-                {"And": [is(&p, "IsBoolean"), {"Variable": p, "BooleanEquals": true}]},
-                {"And": [is(&p, "IsNumeric"), {"Not": {"Variable": p, "NumericEquals": 0}}]},
-                {"And": [is(&p, "IsString"), {"Not": {"Variable": p, "StringEquals": ""}}]},
-            ]}]})
-        }
-        Test::Not(inner) => json!({"Not": test_rule(wf, inner)}),
-        Test::And(items) => json!({"And": items.iter().map(|t| test_rule(wf, t)).collect::<Vec<_>>()}),
-        Test::Or(items) => json!({"Or": items.iter().map(|t| test_rule(wf, t)).collect::<Vec<_>>()}),
-        Test::Compare(CompareOp::Ne, var, operand) => {
-            json!({"Not": test_rule(wf, &Test::Compare(CompareOp::Eq, var.clone(), operand.clone()))})
-        }
-        Test::Compare(op, var, Operand::Literal(value)) => literal_rule(&var_path(wf, var), *op, value),
-        Test::Compare(op, a, Operand::Var(b)) => {
-            let (a, b) = (var_path(wf, a), var_path(wf, b));
-            let mut kinds = vec![("IsNumeric", "Numeric"), ("IsString", "String")];
-            if *op == CompareOp::Eq {
-                kinds.push(("IsBoolean", "Boolean"));
-            }
-            let rules: Vec<Value> = kinds
-                .into_iter()
-                .map(|(check, prefix)| {
-                    let cmp = format!("{prefix}{}Path", op_word(*op));
-                    json!({"And": [is(&a, "IsPresent"), is(&b, "IsPresent"), is(&a, check), is(&b, check), {"Variable": a, cmp: b}]})
-                })
-                .collect();
-            json!({"Or": rules})
-        }
-    }
-}
-
-fn literal_rule(path: &str, op: CompareOp, value: &Value) -> Value {
-    let present = is(path, "IsPresent");
-    match value {
-        Value::Null => json!({"And": [present, is(path, "IsNull")]}),
-        Value::Bool(b) => json!({"And": [present, is(path, "IsBoolean"), {"Variable": path, "BooleanEquals": b}]}),
-        Value::Number(n) => {
-            json!({"And": [present, is(path, "IsNumeric"), {"Variable": path, format!("Numeric{}", op_word(op)): n}]})
-        }
-        other => {
-            let text = other.as_str().map(str::to_owned).unwrap_or_else(|| other.to_string());
-            json!({"And": [present, is(path, "IsString"), {"Variable": path, format!("String{}", op_word(op)): text}]})
-        }
-    }
-}
-
-fn op_word(op: CompareOp) -> &'static str {
-    match op {
-        CompareOp::Eq | CompareOp::Ne => "Equals",
-        CompareOp::Lt => "LessThan",
-        CompareOp::Le => "LessThanEquals",
-        CompareOp::Gt => "GreaterThan",
-        CompareOp::Ge => "GreaterThanEquals",
     }
 }

@@ -126,9 +126,11 @@ pub fn compile(wf: &Workflow, target: &Target) -> Result<Compiled, Diagnostics> 
     let plan = plan::plan(wf);
     let asl = asl::emit(wf, &plan, target);
     let policy = policy::policy(wf, target);
-    let explain = explain(wf, &plan);
+    let mut explain = explain(wf, &plan);
     let mut diags = Diagnostics::default();
     let size = serde_json::to_string(&asl).map_or(0, |s| s.len());
+    explain.states = crate::explain::count_states(&asl["States"]);
+    explain.definition_bytes = size;
     if size > MAX_DEFINITION_BYTES {
         diags.push(
             Problem::error(

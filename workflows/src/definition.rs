@@ -30,6 +30,8 @@ pub struct Definition {
     pub name: Spanned<String>,
     pub description: Option<String>,
     pub input: Option<Value>,
+    /// The `input` schema as written, for pointing at its properties.
+    pub input_node: Option<Node>,
     pub defaults: Defaults,
     pub resources: Resources,
     pub steps: Vec<StepDef>,

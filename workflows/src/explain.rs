@@ -4,6 +4,7 @@
 //!
 //! Counts come from the plan, for the happy path (every `when` true, no
 //! failure), with each `for_each` assumed to run [`ASSUMED_ITEMS`] items.
+//! Cost: three walks of the plan, linear in the number of steps.
 
 use std::fmt;
 
@@ -36,6 +37,9 @@ pub struct Explain {
     /// History events that do not depend on item counts, and per `for_each` item.
     pub fixed_events: u64,
     pub events_per_item: u64,
+    /// States in the emitted definition, nested ones included, and its size in bytes.
+    pub states: usize,
+    pub definition_bytes: usize,
 }
 
 /// Per job, on the happy path.
@@ -78,7 +82,26 @@ pub fn explain(wf: &Workflow, plan: &Plan) -> Explain {
         counts: with_items,
         fixed_events: no_items.history_events,
         events_per_item: one_item.history_events - no_items.history_events,
+        states: 0,
+        definition_bytes: 0,
     }
+}
+
+/// Counts the states of a definition, those inside Parallel and Map states included.
+pub fn count_states(states: &serde_json::Value) -> usize {
+    states.as_object().map_or(0, |map| {
+        map.values()
+            .map(|state| {
+                let branches: usize = state["Branches"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|b| count_states(&b["States"]))
+                    .sum();
+                1 + branches + count_states(&state["ItemProcessor"]["States"])
+            })
+            .sum()
+    })
 }
 
 fn collect_parallel(wf: &Workflow, tree: &Tree, out: &mut Vec<(String, Vec<Vec<String>>)>) {
@@ -200,6 +223,15 @@ impl fmt::Display for Explain {
             self.planned_critical_path,
             self.planned_critical_path.saturating_sub(self.critical_path)
         )?;
+        if self.definition_bytes > 0 {
+            writeln!(
+                f,
+                "state machine: {} states, {} bytes of {} allowed",
+                self.states,
+                self.definition_bytes,
+                crate::compile::MAX_DEFINITION_BYTES
+            )?;
+        }
         writeln!(f)?;
         let c = &self.counts;
         writeln!(

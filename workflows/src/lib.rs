@@ -12,6 +12,9 @@
 //! 5. [`asl`] and [`policy`]: the state machine, its IAM policy and the
 //!    resources it needs; [`explain`] counts transitions and costs.
 //!
+//! Beside them: [`diagram`] draws the dependency graph (Mermaid, DOT) and
+//! [`schema`] generates the JSON Schema of definitions.
+//!
 //! [`load_file`]/[`load_str`] run passes 1 to 3, [`compile()`] runs 4 and 5
 //! and checks the AWS limits on the result. Every problem is reported at once,
 //! as [`Diagnostics`], with file, line and column.

@@ -49,44 +49,6 @@ fn write(state: &mut Value, path: &str, value: Value) {
         .insert(keys[keys.len() - 1].to_string(), value);
 }
 
-/// Builds a selector (`{"a.$": "$.x", "b": {...}}`) against `input`.
-fn select(selector: &Value, input: &Value, context: &str) -> Result<Value, String> {
-    let mut out = Map::new();
-    for (key, value) in selector.as_object().into_iter().flatten() {
-        if let Some(name) = key.strip_suffix(".$") {
-            let path = value.as_str().unwrap_or_default();
-            if path.starts_with("$$") || path.starts_with("States.") {
-                out.insert(name.to_owned(), json!("context"));
-                continue;
-            }
-            let found = read(input, path).ok_or_else(|| format!("{context}: `{path}` names nothing in {input}"))?;
-            out.insert(name.to_owned(), found.clone());
-        } else if value.is_object() {
-            out.insert(key.clone(), select(value, input, context)?);
-        } else {
-            out.insert(key.clone(), value.clone());
-        }
-    }
-    Ok(Value::Object(out))
-}
-
-fn variables(rule: &Value, out: &mut Vec<String>) {
-    match rule {
-        Value::Object(map) => {
-            for (key, value) in map {
-                // `Variable`, and the second operand of `...Path` comparisons.
-                if key == "Variable" || (key.ends_with("Path") && key != "ResultPath") {
-                    out.push(value.as_str().unwrap_or_default().to_owned());
-                } else {
-                    variables(value, out);
-                }
-            }
-        }
-        Value::Array(items) => items.iter().for_each(|v| variables(v, out)),
-        _ => {}
-    }
-}
-
 /// The answer a worker gives: every export, `true` for values and `[0, 1]` for indices.
 fn task_result(state: &Value) -> Value {
     let mut exports = Map::new();
@@ -124,78 +86,272 @@ fn apply_result(state: &Value, input: Value, result: Value, context: &str) -> Re
     Ok(output)
 }
 
-fn run(states: &Value, start: &str, mut data: Value, ran: &mut Vec<String>) -> Result<Value, String> {
-    let mut current = start.to_owned();
-    loop {
-        let state = &states[&current];
-        let context = current.clone();
-        match state["Type"].as_str().unwrap_or_default() {
-            "Task" => {
-                let step = state["Parameters"]["MessageBody"]["step"].as_str().map(str::to_owned);
-                let result = match &step {
-                    Some(step) => {
-                        ran.push(step.clone());
-                        select(&json!({"job_id.$": "$.job.id"}), &data, &context)?;
-                        task_result(state)
-                    }
-                    None => json!({}),
-                };
-                data = apply_result(state, data, result, &context)?;
-            }
-            "Parallel" => {
-                let mut outputs = Vec::new();
-                for b in state["Branches"].as_array().into_iter().flatten() {
-                    outputs.push(run(
-                        &b["States"],
-                        b["StartAt"].as_str().unwrap_or_default(),
-                        data.clone(),
-                        ran,
-                    )?);
-                }
-                data = apply_result(state, data, Value::Array(outputs), &context)?;
-            }
-            "Map" => {
-                let path = state["ItemsPath"].as_str().unwrap_or_default();
-                let items = read(&data, path)
-                    .and_then(Value::as_array)
-                    .cloned()
-                    .ok_or_else(|| format!("{context}: no items at {path}"))?;
-                let processor = &state["ItemProcessor"];
-                let mut outputs = Vec::new();
-                for item in items {
-                    let mut input = select(&state["ItemSelector"], &data, &context)?;
-                    input["item"] = item;
-                    outputs.push(run(
-                        &processor["States"],
-                        processor["StartAt"].as_str().unwrap_or_default(),
-                        input,
-                        ran,
-                    )?);
-                }
-                data = apply_result(state, data, Value::Array(outputs), &context)?;
-            }
-            "Choice" => {
-                let rule = &state["Choices"][0];
-                let mut vars = Vec::new();
-                variables(rule, &mut vars);
-                for var in vars {
-                    read(&data, &var)
-                        .ok_or_else(|| format!("{context}: the Choice reads `{var}`, which is not there"))?;
-                }
-                current = rule["Next"].as_str().unwrap_or_default().to_owned();
-                continue;
-            }
-            "Pass" => {
-                if let Some(result) = state.get("Result") {
-                    data = apply_result(state, data, result.clone(), &context)?;
-                }
-            }
-            "Succeed" | "Fail" => return Ok(data),
-            _ => {}
+/// Resolves a `.$` value: a path, a context path or one of the intrinsics the compiler uses.
+fn resolve(expr: &str, input: &Value, context: &str) -> Result<Value, String> {
+    if expr.starts_with("$$") || expr.starts_with("States.Format(") {
+        return Ok(json!("context"));
+    }
+    let inner = |name: &str| expr.strip_prefix(name).and_then(|r| r.strip_suffix(')'));
+    if let Some(path) = inner("States.StringToJson(") {
+        let text = resolve(path, input, context)?;
+        return serde_json::from_str(text.as_str().unwrap_or_default()).map_err(|e| format!("{context}: {e}"));
+    }
+    if let Some(path) = inner("States.JsonToString(") {
+        return Ok(Value::String(resolve(path, input, context)?.to_string()));
+    }
+    read(input, expr)
+        .cloned()
+        .ok_or_else(|| format!("{context}: `{expr}` names nothing in {input}"))
+}
+
+/// Builds a selector (`{"a.$": "$.x", "b": {...}}`) against `input`.
+fn select(selector: &Value, input: &Value, context: &str) -> Result<Value, String> {
+    let mut out = Map::new();
+    for (key, value) in selector.as_object().into_iter().flatten() {
+        if let Some(name) = key.strip_suffix(".$") {
+            out.insert(
+                name.to_owned(),
+                resolve(value.as_str().unwrap_or_default(), input, context)?,
+            );
+        } else if value.is_object() {
+            out.insert(key.clone(), select(value, input, context)?);
+        } else {
+            out.insert(key.clone(), value.clone());
         }
-        match state["Next"].as_str() {
-            Some(next) => current = next.to_owned(),
-            None => return Ok(data),
+    }
+    Ok(Value::Object(out))
+}
+
+/// `*` matches any text, as in `StringMatches`.
+fn matches(pattern: &str, text: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == text,
+        Some((head, tail)) => {
+            text.starts_with(head)
+                && (head.len()..=text.len()).any(|i| text.is_char_boundary(i) && matches(tail, &text[i..]))
+        }
+    }
+}
+
+/// Evaluates a Choice rule; reading a missing variable in a comparison is a
+/// run-time error, as in Step Functions.
+fn holds(rule: &Value, data: &Value, context: &str) -> Result<bool, String> {
+    if let Some(items) = rule.get("And").and_then(Value::as_array) {
+        for item in items {
+            if !holds(item, data, context)? {
+                return Ok(false);
+            }
+        }
+        return Ok(true);
+    }
+    if let Some(items) = rule.get("Or").and_then(Value::as_array) {
+        for item in items {
+            if holds(item, data, context)? {
+                return Ok(true);
+            }
+        }
+        return Ok(false);
+    }
+    if let Some(inner) = rule.get("Not") {
+        return Ok(!holds(inner, data, context)?);
+    }
+    let path = rule["Variable"].as_str().unwrap_or_default();
+    let value = read(data, path);
+    if let Some(wanted) = rule.get("IsPresent") {
+        return Ok(value.is_some() == (*wanted == true));
+    }
+    let value = value.ok_or_else(|| format!("{context}: the Choice reads `{path}`, which is not there"))?;
+    let (op, operand) = rule
+        .as_object()
+        .and_then(|m| m.iter().find(|(k, _)| *k != "Variable" && *k != "Next"))
+        .ok_or_else(|| format!("{context}: an empty rule"))?;
+    let operand = match op.strip_suffix("Path") {
+        Some(_) => read(data, operand.as_str().unwrap_or_default())
+            .cloned()
+            .ok_or_else(|| format!("{context}: `{operand}` is not there"))?,
+        None => operand.clone(),
+    };
+    let num = |v: &Value| v.as_f64();
+    Ok(match op.trim_end_matches("Path") {
+        "IsNull" => value.is_null() == (operand == true),
+        "IsString" => value.is_string() == (operand == true),
+        "IsNumeric" => value.is_number() == (operand == true),
+        "IsBoolean" => value.is_boolean() == (operand == true),
+        "StringEquals" | "BooleanEquals" => *value == operand,
+        "StringMatches" => matches(operand.as_str().unwrap_or_default(), value.as_str().unwrap_or_default()),
+        "NumericEquals" => num(value) == num(&operand),
+        "NumericLessThan" => num(value) < num(&operand),
+        "NumericGreaterThan" => num(value) > num(&operand),
+        "NumericLessThanEquals" => num(value) <= num(&operand),
+        "NumericGreaterThanEquals" => num(value) >= num(&operand),
+        other => return Err(format!("{context}: the simulator does not know `{other}`")),
+    })
+}
+
+/// How a run of some states ended.
+enum End {
+    Done(Value),
+    /// The error: `{Error, Cause?}`.
+    Failed(Value),
+}
+
+impl std::fmt::Debug for End {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            End::Done(v) => write!(f, "done {v}"),
+            End::Failed(e) => write!(f, "failed {e}"),
+        }
+    }
+}
+
+/// Runs the emitted state machine on a JSON state. Every `when` is true (the
+/// worker exports `true`); the task of step `fail.0`, if any, fails with `fail.1`.
+struct Sim {
+    fail: Option<(String, Value)>,
+    ran: Vec<String>,
+    /// The `ExpressionAttributeValues` of each job update, resolved.
+    updates: Vec<Value>,
+}
+
+impl Sim {
+    /// Follows the state's catchers; `None` when none applies.
+    fn catch(&self, state: &Value, data: &Value, error: &Value) -> Option<(String, Value)> {
+        for catcher in state["Catch"].as_array().into_iter().flatten() {
+            let names = catcher["ErrorEquals"].as_array().cloned().unwrap_or_default();
+            if names.iter().any(|n| *n == "States.ALL" || *n == error["Error"]) {
+                let mut data = data.clone();
+                match catcher.get("ResultPath") {
+                    Some(Value::String(path)) => write(&mut data, path, error.clone()),
+                    Some(Value::Null) => {}
+                    _ => data = error.clone(),
+                }
+                return Some((catcher["Next"].as_str().unwrap_or_default().to_owned(), data));
+            }
+        }
+        None
+    }
+
+    fn group(&mut self, runs: Vec<(Value, String, Value)>) -> Result<Result<Value, Value>, String> {
+        let mut outputs = Vec::new();
+        for (states, start, input) in runs {
+            match self.run(&states, &start, input)? {
+                End::Done(out) => outputs.push(out),
+                End::Failed(e) => return Ok(Err(e)),
+            }
+        }
+        Ok(Ok(Value::Array(outputs)))
+    }
+
+    fn run(&mut self, states: &Value, start: &str, mut data: Value) -> Result<End, String> {
+        let mut current = start.to_owned();
+        loop {
+            let state = &states[&current];
+            let context = current.clone();
+            let outcome: Result<Value, Value> = match state["Type"].as_str().unwrap_or_default() {
+                "Task" => {
+                    let params = &state["Parameters"];
+                    let resolved = select(params, &data, &context)?;
+                    if state["Resource"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .ends_with("dynamodb:updateItem")
+                    {
+                        self.updates.push(resolved["ExpressionAttributeValues"].clone());
+                    }
+                    match params["MessageBody"]["step"].as_str() {
+                        Some(step) => {
+                            self.ran.push(step.to_owned());
+                            match &self.fail {
+                                Some((failing, error)) if failing == step => Err(error.clone()),
+                                _ => Ok(task_result(state)),
+                            }
+                        }
+                        None => Ok(json!({})),
+                    }
+                }
+                "Parallel" => {
+                    let runs = state["Branches"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|b| {
+                            (
+                                b["States"].clone(),
+                                b["StartAt"].as_str().unwrap_or_default().to_owned(),
+                                data.clone(),
+                            )
+                        })
+                        .collect();
+                    self.group(runs)?
+                }
+                "Map" => {
+                    let path = state["ItemsPath"].as_str().unwrap_or_default();
+                    let items = read(&data, path)
+                        .and_then(Value::as_array)
+                        .cloned()
+                        .ok_or_else(|| format!("{context}: no items at {path}"))?;
+                    let processor = &state["ItemProcessor"];
+                    let mut runs = Vec::new();
+                    for item in items {
+                        let mut input = select(&state["ItemSelector"], &data, &context)?;
+                        input["item"] = item;
+                        let start = processor["StartAt"].as_str().unwrap_or_default().to_owned();
+                        runs.push((processor["States"].clone(), start, input));
+                    }
+                    self.group(runs)?
+                }
+                "Choice" => {
+                    let mut next = state["Default"].as_str().map(str::to_owned);
+                    for rule in state["Choices"].as_array().into_iter().flatten() {
+                        if holds(rule, &data, &context)? {
+                            next = rule["Next"].as_str().map(str::to_owned);
+                            break;
+                        }
+                    }
+                    current = next.ok_or_else(|| format!("{context}: no rule matched and there is no Default"))?;
+                    continue;
+                }
+                "Pass" => {
+                    if let Some(params) = state.get("Parameters") {
+                        data = select(params, &data, &context)?;
+                    }
+                    if let Some(result) = state.get("Result") {
+                        data = apply_result(state, data, result.clone(), &context)?;
+                    }
+                    Ok(Value::Null)
+                }
+                "Fail" => {
+                    let mut error = Map::new();
+                    if let Some(path) = state["ErrorPath"].as_str() {
+                        error.insert("Error".into(), resolve(path, &data, &context)?);
+                    }
+                    if let Some(path) = state["CausePath"].as_str() {
+                        error.insert("Cause".into(), resolve(path, &data, &context)?);
+                    }
+                    return Ok(End::Failed(Value::Object(error)));
+                }
+                "Succeed" => return Ok(End::Done(data)),
+                _ => Ok(Value::Null),
+            };
+            match outcome {
+                Ok(result) => {
+                    if matches!(state["Type"].as_str(), Some("Task" | "Parallel" | "Map")) {
+                        data = apply_result(state, data, result, &context)?;
+                    }
+                }
+                Err(error) => match self.catch(state, &data, &error) {
+                    Some((next, caught)) => {
+                        data = caught;
+                        current = next;
+                        continue;
+                    }
+                    None => return Ok(End::Failed(error)),
+                },
+            }
+            match state["Next"].as_str() {
+                Some(next) => current = next.to_owned(),
+                None => return Ok(End::Done(data)),
+            }
         }
     }
 }
@@ -240,6 +396,10 @@ fn workflow(max: usize) -> impl Strategy<Value = String> {
     })
 }
 
+fn start() -> Value {
+    json!({"job": {"id": "j-1", "workflow": "flow"}, "v": {}})
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(150))]
 
@@ -247,12 +407,40 @@ proptest! {
     fn every_value_read_is_there_when_it_is_read(text in workflow(10)) {
         let compiled = common::compiled(&text);
         let asl = &compiled.asl;
-        let mut ran = Vec::new();
-        let start = json!({"job": {"id": "j-1", "workflow": "flow"}, "v": {}});
-        let result = run(&asl["States"], asl["StartAt"].as_str().unwrap_or_default(), start, &mut ran);
-        prop_assert!(result.is_ok(), "{}\n{}", result.unwrap_err(), text);
-        let steps: BTreeSet<&String> = ran.iter().filter(|s| s.starts_with('s')).collect();
+        let mut sim = Sim { fail: None, ran: Vec::new(), updates: Vec::new() };
+        let end = sim.run(&asl["States"], asl["StartAt"].as_str().unwrap_or_default(), start());
+        prop_assert!(matches!(end, Ok(End::Done(_))), "{:?}\n{}", end, text);
+        let steps: BTreeSet<&String> = sim.ran.iter().filter(|s| s.starts_with('s')).collect();
         let expected = text.lines().filter(|l| l.starts_with("  s")).count();
-        prop_assert_eq!(steps.len(), expected, "{:?}\n{}", ran, text);
+        prop_assert_eq!(steps.len(), expected, "{:?}\n{}", sim.ran, text);
+        prop_assert_eq!(&sim.updates.last().expect("the job is updated")[":status"]["S"], "SUCCEEDED");
+    }
+
+    #[test]
+    fn a_failed_step_is_recorded_with_its_name_and_status(
+        text in workflow(8),
+        pick in 0..8usize,
+        timeout in proptest::bool::ANY,
+        with_cause in proptest::bool::ANY,
+    ) {
+        let compiled = common::compiled(&text);
+        let asl = &compiled.asl;
+        let count = text.lines().filter(|l| l.starts_with("  s")).count();
+        let step = format!("s{}", pick % count);
+        let mut error = json!({"Error": if timeout { "States.Timeout" } else { "Garden.ToolError" }});
+        if with_cause {
+            error["Cause"] = json!("the tool said no");
+        }
+        let mut sim = Sim { fail: Some((step.clone(), error)), ran: Vec::new(), updates: Vec::new() };
+        let end = sim.run(&asl["States"], asl["StartAt"].as_str().unwrap_or_default(), start());
+        let failed = match end {
+            Ok(End::Failed(e)) => e,
+            other => return Err(TestCaseError::fail(format!("{other:?}\n{text}"))),
+        };
+        let update = sim.updates.last().expect("the job is updated");
+        prop_assert_eq!(&update[":step"]["S"], &json!(step), "{}", text);
+        prop_assert_eq!(&update[":status"]["S"], if timeout { "TIMED_OUT" } else { "FAILED" });
+        prop_assert_eq!(&update[":cause"]["S"], if with_cause { "the tool said no" } else { "" });
+        prop_assert_eq!(&failed["Error"], if timeout { "States.Timeout" } else { "Garden.ToolError" });
     }
 }

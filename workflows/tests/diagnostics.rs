@@ -242,3 +242,31 @@ steps:
     assert_eq!(wf.warnings.len(), 1);
     assert_eq!(wf.warnings[0].message, "gateway `spare` is never used");
 }
+
+#[test]
+fn input_properties_nobody_reads_are_warnings() {
+    let wf = common::load(
+        "name: i
+input:
+  type: object
+  properties:
+    topic: { type: string }
+    colour: { type: string }
+steps:
+  a:
+    approval: { message: \"{{ input.topic }}\" }
+",
+    );
+    assert_eq!(wf.warnings.len(), 1);
+    let p = &wf.warnings[0];
+    assert_eq!(p.message, "input property `colour` is never read");
+    assert_eq!(p.line_col(), Some((6, 5)));
+}
+
+#[test]
+fn an_input_that_is_not_a_schema_object_is_refused() {
+    let d = problems("name: i\ninput: [topic]\nsteps:\n  a:\n    approval: {}\n");
+    let p = find(&d, "garden::type");
+    assert_eq!(p.message, "expected a mapping, found a list");
+    assert_at(p, 2, 8, "[topic]");
+}

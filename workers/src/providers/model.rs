@@ -41,17 +41,18 @@ pub async fn run(
     policy: &RetryPolicy,
     deadline: Option<Instant>,
 ) -> Result<Outcome, Failure> {
+    let listed = with_retry(policy, deadline, |_| tool_config(ctx, action)).await;
+    let (config, tools) = listed.result.map_err(|error| Failure {
+        error,
+        attempts: listed.attempts,
+    })?;
     let mut conversation = Conversation {
         ctx,
         action,
         system,
         outcome: Outcome::new(Value::Null, 0),
-        tools: HashMap::new(),
+        tools,
     };
-    let config = conversation
-        .tool_config()
-        .await
-        .map_err(|error| Failure { error, attempts: 0 })?;
     let mut messages = vec![message(
         ConversationRole::User,
         vec![ContentBlock::Text(prompt.to_owned())],
@@ -142,59 +143,13 @@ struct Conversation<'a> {
     system: Option<&'a str>,
     outcome: Outcome,
     /// Bedrock tool name to the gateway and MCP tool it stands for.
-    tools: HashMap<String, (Gateway, String)>,
+    tools: ToolMap,
 }
 
-impl Conversation<'_> {
-    async fn tool_config(&mut self) -> Result<Option<ToolConfiguration>, StepError> {
-        let mut specs = Vec::new();
-        for wanted in &self.action.tools {
-            let listed = self.ctx.gateways.list_tools(&wanted.gateway).await?;
-            let found = listed.iter().find(|t| t.name == wanted.name).ok_or_else(|| {
-                StepError::rejected(format!(
-                    "gateway `{}` has no tool `{}`: check the step's tools",
-                    wanted.gateway.name, wanted.name
-                ))
-            })?;
-            let name = bedrock_tool_name(&wanted.name);
-            let schema = Value::Object((*found.input_schema).clone());
-            specs.push(spec(
-                &name,
-                found.description.as_deref().unwrap_or(&wanted.name),
-                &schema,
-            )?);
-            self.tools.insert(name, (wanted.gateway.clone(), wanted.name.clone()));
-        }
-        let choice = match &self.action.output_schema {
-            Some(schema) => {
-                specs.push(spec(
-                    OUTPUT_TOOL,
-                    "Give the final answer, matching this schema exactly.",
-                    schema,
-                )?);
-                if self.action.tools.is_empty() {
-                    let specific = SpecificToolChoice::builder()
-                        .name(OUTPUT_TOOL)
-                        .build()
-                        .map_err(build_error)?;
-                    Some(ToolChoice::Tool(specific))
-                } else {
-                    Some(ToolChoice::Any(AnyToolChoice::builder().build()))
-                }
-            }
-            None => None,
-        };
-        if specs.is_empty() {
-            return Ok(None);
-        }
-        let config = ToolConfiguration::builder()
-            .set_tools(Some(specs))
-            .set_tool_choice(choice)
-            .build()
-            .map_err(build_error)?;
-        Ok(Some(config))
-    }
+/// Bedrock tool name to the gateway and MCP tool it stands for.
+type ToolMap = HashMap<String, (Gateway, String)>;
 
+impl Conversation<'_> {
     async fn converse(
         &self,
         messages: &[Message],
@@ -277,6 +232,58 @@ fn classify(err: &SdkError<ConverseError>) -> StepError {
         ) => StepError::rejected(base.message),
         _ => base,
     }
+}
+
+/// The tools offered to the model: the step's Gateway tools (listed from
+/// their gateways) and, with an output schema, the answer tool.
+async fn tool_config(ctx: &Context, action: &ModelAction) -> Result<(Option<ToolConfiguration>, ToolMap), StepError> {
+    let mut tools = ToolMap::new();
+    let mut specs = Vec::new();
+    for wanted in &action.tools {
+        let listed = ctx.gateways.list_tools(&wanted.gateway).await?;
+        let found = listed.iter().find(|t| t.name == wanted.name).ok_or_else(|| {
+            StepError::rejected(format!(
+                "gateway `{}` has no tool `{}`: check the step's tools",
+                wanted.gateway.name, wanted.name
+            ))
+        })?;
+        let name = bedrock_tool_name(&wanted.name);
+        let schema = Value::Object((*found.input_schema).clone());
+        specs.push(spec(
+            &name,
+            found.description.as_deref().unwrap_or(&wanted.name),
+            &schema,
+        )?);
+        tools.insert(name, (wanted.gateway.clone(), wanted.name.clone()));
+    }
+    let choice = match &action.output_schema {
+        Some(schema) => {
+            specs.push(spec(
+                OUTPUT_TOOL,
+                "Give the final answer, matching this schema exactly.",
+                schema,
+            )?);
+            if action.tools.is_empty() {
+                let specific = SpecificToolChoice::builder()
+                    .name(OUTPUT_TOOL)
+                    .build()
+                    .map_err(build_error)?;
+                Some(ToolChoice::Tool(specific))
+            } else {
+                Some(ToolChoice::Any(AnyToolChoice::builder().build()))
+            }
+        }
+        None => None,
+    };
+    if specs.is_empty() {
+        return Ok((None, tools));
+    }
+    let config = ToolConfiguration::builder()
+        .set_tools(Some(specs))
+        .set_tool_choice(choice)
+        .build()
+        .map_err(build_error)?;
+    Ok((Some(config), tools))
 }
 
 fn message(role: ConversationRole, content: Vec<ContentBlock>) -> Message {

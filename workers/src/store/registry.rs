@@ -61,8 +61,9 @@ pub async fn get_workflow(
 /// A cached lookup: when it was made, and the entry if the workflow exists.
 type Cached = (Instant, Option<Arc<WorkflowEntry>>);
 
-/// A short-lived cache of registry items (a deploy shows up within the TTL).
-/// Unknown workflows are cached too, so a flood of bad messages costs one read.
+/// A short-lived cache of registry items (a redeploy shows up within the TTL).
+/// Unknown workflows are not cached: a job sent right after its workflow's
+/// first deploy must not be rejected from a stale answer.
 pub struct Registry {
     ttl: Duration,
     entries: Mutex<HashMap<String, Cached>>,
@@ -88,7 +89,9 @@ impl Registry {
             return Ok(entry.clone());
         }
         let entry = get_workflow(ddb, table, name).await?.map(Arc::new);
-        self.lock().insert(name.to_owned(), (Instant::now(), entry.clone()));
+        if entry.is_some() {
+            self.lock().insert(name.to_owned(), (Instant::now(), entry.clone()));
+        }
         Ok(entry)
     }
 

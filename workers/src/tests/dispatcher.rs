@@ -288,16 +288,18 @@ async fn step_functions_throttling_goes_back_to_the_queue() {
 }
 
 #[tokio::test]
-async fn the_registry_is_cached() {
+async fn known_workflows_are_cached_unknown_ones_are_not() {
     let writes = seen();
-    let (unknown, put) = (unknown_workflow(), put_job(&writes));
+    let (known, unknown, put) = (registry(SCHEMA), unknown_workflow(), put_job(&writes));
     let ctx = Mocks {
-        ddb: vec![&unknown, &put],
+        ddb: vec![&known, &unknown, &put],
         ..Mocks::default()
     }
     .context();
     for _ in 0..3 {
+        dispatcher::handle(&ctx, event(r#"{"workflow":"brief","input":{}}"#)).await;
         dispatcher::handle(&ctx, event(r#"{"workflow":"nope"}"#)).await;
     }
-    assert_eq!(unknown.num_calls(), 1);
+    assert_eq!(known.num_calls(), 1);
+    assert_eq!(unknown.num_calls(), 3);
 }
