@@ -58,7 +58,11 @@ impl TargetArgs {
 }
 
 pub async fn deploy(args: DeployArgs) -> miette::Result<ExitCode> {
-    let files = if args.files.is_empty() { definition_files(Path::new("definitions"))? } else { args.files };
+    let files = if args.files.is_empty() {
+        definition_files(Path::new("definitions"))?
+    } else {
+        args.files
+    };
     // Compile offline first with a placeholder target: a definition with
     // errors must stop the deploy before anything is created.
     let mut workflows = Vec::new();
@@ -66,14 +70,23 @@ pub async fn deploy(args: DeployArgs) -> miette::Result<ExitCode> {
         workflows.push(garden_workflows::load_file(file).map_err(miette::Report::new)?);
     }
 
-    let route = if args.schedule_rules { ScheduleRoute::SchedulerAndRules } else { ScheduleRoute::Scheduler };
+    let route = if args.schedule_rules {
+        ScheduleRoute::SchedulerAndRules
+    } else {
+        ScheduleRoute::Scheduler
+    };
     let mut spec = CoreSpec::new(&args.target.prefix, route);
     if let Some(secs) = args.task_visibility {
         spec = spec.with_task_visibility(secs);
     }
     if args.functions.is_some() {
         // SQS wants a queue's visibility timeout at least its function's timeout.
-        let longest = spec.queues.iter().filter(|q| q.kind.is_some()).map(|q| q.visibility_timeout_secs).max();
+        let longest = spec
+            .queues
+            .iter()
+            .filter(|q| q.kind.is_some())
+            .map(|q| q.visibility_timeout_secs)
+            .max();
         spec = spec.with_task_visibility(longest.unwrap_or(0).max(960));
     }
     let config = args.target.sdk_config().await;
@@ -120,7 +133,12 @@ pub async fn destroy(args: DestroyArgs) -> miette::Result<ExitCode> {
 pub fn definition_files(dir: &Path) -> miette::Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .into_diagnostic()
-        .wrap_err_with(|| format!("cannot read {}: run from the project folder or name the files", dir.display()))?
+        .wrap_err_with(|| {
+            format!(
+                "cannot read {}: run from the project folder or name the files",
+                dir.display()
+            )
+        })?
         .filter_map(|entry| entry.ok().map(|e| e.path()))
         .filter(|path| {
             path.extension().is_some_and(|ext| ext == "yaml" || ext == "yml")
@@ -129,7 +147,10 @@ pub fn definition_files(dir: &Path) -> miette::Result<Vec<PathBuf>> {
         .collect();
     files.sort();
     if files.is_empty() {
-        return Err(miette!("no definitions in {}: add a NAME.yaml there or name the files", dir.display()));
+        return Err(miette!(
+            "no definitions in {}: add a NAME.yaml there or name the files",
+            dir.display()
+        ));
     }
     Ok(files)
 }

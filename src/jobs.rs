@@ -7,8 +7,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use garden_workers::approval::{self, Decision};
 use garden_workers::store::{self, JobItem, JobStatus, StepItem, StepStatus};
-use garden_workflows::wire::{Export, JobMessage, TaskResult, errors};
+use garden_workflows::wire::JobMessage;
 use miette::{IntoDiagnostic, WrapErr, miette};
 use serde_json::{Value, json};
 
@@ -108,7 +109,13 @@ impl Session {
         store::get_job(&self.ddb, &self.table, job_id)
             .await
             .map_err(|e| miette!("cannot read job `{job_id}`: {e}"))?
-            .ok_or_else(|| miette!(help = "list recent jobs with `garden jobs`", "no job `{job_id}` in table `{}`", self.table))
+            .ok_or_else(|| {
+                miette!(
+                    help = "list recent jobs with `garden jobs`",
+                    "no job `{job_id}` in table `{}`",
+                    self.table
+                )
+            })
     }
 
     /// The deployed workflows' names, from the registry items.
@@ -126,9 +133,17 @@ impl Session {
             .send();
         while let Some(item) = pages.next().await {
             let item = item.map_err(|e| {
-                miette!("cannot list workflows in table `{}`: {}", self.table, garden_infra::error_message(&e))
+                miette!(
+                    "cannot list workflows in table `{}`: {}",
+                    self.table,
+                    garden_infra::error_message(&e)
+                )
             })?;
-            if let Some(name) = item.get("PK").and_then(|v| v.as_s().ok()).and_then(|pk| pk.strip_prefix("WORKFLOW#")) {
+            if let Some(name) = item
+                .get("PK")
+                .and_then(|v| v.as_s().ok())
+                .and_then(|pk| pk.strip_prefix("WORKFLOW#"))
+            {
                 names.push(name.to_owned());
             }
         }
@@ -174,7 +189,12 @@ pub async fn submit(args: SubmitArgs) -> miette::Result<ExitCode> {
         .queue_name(&queue)
         .send()
         .await
-        .map_err(|e| miette!("cannot find the jobs queue `{queue}`: {}", garden_infra::error_message(&e)))?
+        .map_err(|e| {
+            miette!(
+                "cannot find the jobs queue `{queue}`: {}",
+                garden_infra::error_message(&e)
+            )
+        })?
         .queue_url
         .unwrap_or_default();
     session
@@ -246,7 +266,11 @@ async fn wait_for(session: &Session, job_id: &str, timeout: Duration) -> miette:
 }
 
 fn exit_code(status: JobStatus) -> ExitCode {
-    if status == JobStatus::Succeeded { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    if status == JobStatus::Succeeded {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
 
 pub async fn status(args: StatusArgs) -> miette::Result<ExitCode> {
@@ -273,7 +297,10 @@ fn print_job(job: &JobItem, steps: &[StepItem]) {
     }
     if let Some(error) = &job.error {
         let step = job.failed_step.as_deref().unwrap_or("-");
-        eprintln!("  failed at step {step}: {error}: {}", job.cause.as_deref().unwrap_or(""));
+        eprintln!(
+            "  failed at step {step}: {error}: {}",
+            job.cause.as_deref().unwrap_or("")
+        );
     }
     let (input_tokens, output_tokens) = steps.iter().fold((0, 0), |(i, o), s| {
         (i + s.input_tokens.unwrap_or(0), o + s.output_tokens.unwrap_or(0))
@@ -313,7 +340,10 @@ pub async fn list(args: JobsArgs) -> miette::Result<ExitCode> {
     let session = Session::new(&args.target).await;
     let wanted_status = match &args.status {
         Some(text) => Some(JobStatus::parse(&text.to_uppercase()).ok_or_else(|| {
-            miette!(help = "use RUNNING, SUCCEEDED, FAILED, TIMED_OUT or REJECTED", "unknown job status `{text}`")
+            miette!(
+                help = "use RUNNING, SUCCEEDED, FAILED, TIMED_OUT or REJECTED",
+                "unknown job status `{text}`"
+            )
         })?),
         None => None,
     };
@@ -330,7 +360,11 @@ pub async fn list(args: JobsArgs) -> miette::Result<ExitCode> {
         let found = store::list_jobs_by_workflow(&session.ddb, &session.table, workflow, args.limit.min(10_000) as i32)
             .await
             .map_err(|e| miette!("cannot list jobs of `{workflow}`: {e}"))?;
-        jobs.extend(found.into_iter().filter(|job| wanted_status.is_none_or(|s| job.status == s)));
+        jobs.extend(
+            found
+                .into_iter()
+                .filter(|job| wanted_status.is_none_or(|s| job.status == s)),
+        );
     }
     jobs.sort_by(|a, b| b.created_at.cmp(&a.created_at));
     jobs.truncate(args.limit);
@@ -354,58 +388,29 @@ pub async fn list(args: JobsArgs) -> miette::Result<ExitCode> {
 pub async fn approve(args: ApproveArgs) -> miette::Result<ExitCode> {
     let session = Session::new(&args.target).await;
     session.job(&args.job_id).await?;
-    let (token, request) = store::approval_token(&session.ddb, &session.table, &args.job_id, &args.step)
-        .await
-        .map_err(|e| miette!("cannot read step `{}`: {e}", args.step))?
-        .ok_or_else(|| {
-            miette!(
-                help = format!("see the job's steps with `garden status {}`", args.job_id),
-                "step `{}` of job `{}` is not waiting for approval",
-                args.step,
-                args.job_id
-            )
-        })?;
-    let approved = !args.reject;
-    let output = json!({"approved": approved, "reason": args.reason});
-    let answer = if approved {
-        let wanted: Vec<Export> = serde_json::from_value(request["exports"].clone()).unwrap_or_default();
-        let result = TaskResult {
-            step: args.step.clone(),
-            item: request["item"].as_u64(),
-            exports: garden_workers::step::exports(&wanted, &output),
-        };
-        let text = serde_json::to_string(&result).into_diagnostic()?;
-        session
-            .sfn
-            .send_task_success()
-            .task_token(&token)
-            .output(text)
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| garden_infra::error_message(&e))
+    let by = std::env::var("USER").ok();
+    let decision = if args.reject {
+        Decision::Reject {
+            reason: args.reason.clone().unwrap_or_else(|| "rejected".to_owned()),
+            by,
+        }
     } else {
-        let cause = json!({"step": args.step, "message": args.reason.as_deref().unwrap_or("rejected")});
-        session
-            .sfn
-            .send_task_failure()
-            .task_token(&token)
-            .error(errors::REJECTED)
-            .cause(cause.to_string())
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| garden_infra::error_message(&e))
+        Decision::Approve {
+            comment: args.reason.clone(),
+            by,
+        }
     };
-    answer.map_err(|message| miette!("cannot answer the approval: {message}"))?;
-    store::record_approval(&session.ddb, &session.table, &args.job_id, &args.step, approved, &output)
-        .await
-        .map_err(|e| miette!("answered, but cannot record it on the step: {e}"))?;
-    eprintln!(
-        "{} step {} of job {}",
-        if approved { "approved" } else { "rejected" },
-        args.step,
-        args.job_id
-    );
+    approval::answer(
+        &session.ddb,
+        &session.sfn,
+        &session.table,
+        &args.job_id,
+        &args.step,
+        decision,
+    )
+    .await
+    .map_err(|e| miette!("{e}"))?;
+    let verb = if args.reject { "rejected" } else { "approved" };
+    eprintln!("{verb} step {} of job {}", args.step, args.job_id);
     Ok(ExitCode::SUCCESS)
 }

@@ -191,8 +191,12 @@ fn print_warnings(wf: &Workflow) {
     eprintln!("{:?}", Report::new(diags));
 }
 
+/// Writes a line to standard output; a closed pipe (`garden graph ... | head`) is not an error.
 fn out(line: &str) -> miette::Result<()> {
-    writeln!(std::io::stdout().lock(), "{line}").into_diagnostic()
+    match writeln!(std::io::stdout().lock(), "{line}") {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e).into_diagnostic(),
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]

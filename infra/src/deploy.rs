@@ -140,7 +140,10 @@ impl Deployer {
             events: aws_sdk_eventbridge::Client::new(config),
             scheduler: aws_sdk_scheduler::Client::new(config),
             cloudwatch: aws_sdk_cloudwatch::Client::new(config),
-            region: config.region().map(|r| r.to_string()).unwrap_or_else(|| "us-east-1".into()),
+            region: config
+                .region()
+                .map(|r| r.to_string())
+                .unwrap_or_else(|| "us-east-1".into()),
         }
     }
 
@@ -150,7 +153,9 @@ impl Deployer {
         let mut queue_urls = BTreeMap::new();
         let mut jobs_queue_arn = String::new();
         for queue in &spec.queues {
-            let (dlq_url, dlq_arn) = self.ensure_queue(&queue.dead_letter, dlq_attributes(), &mut report).await?;
+            let (dlq_url, dlq_arn) = self
+                .ensure_queue(&queue.dead_letter, dlq_attributes(), &mut report)
+                .await?;
             queue_urls.insert(queue.dead_letter.clone(), dlq_url);
             let (url, arn) = self
                 .ensure_queue(&queue.name, queue_attributes(queue, &dlq_arn), &mut report)
@@ -162,8 +167,9 @@ impl Deployer {
             self.ensure_dead_letter_alarm(queue, &mut report).await?;
         }
         self.ensure_table(&spec.table, &mut report).await?;
-        let account = account_of(&jobs_queue_arn)
-            .ok_or_else(|| InfraError::State(format!("cannot read the account from the queue ARN `{jobs_queue_arn}`")))?;
+        let account = account_of(&jobs_queue_arn).ok_or_else(|| {
+            InfraError::State(format!("cannot read the account from the queue ARN `{jobs_queue_arn}`"))
+        })?;
         let outputs = CoreOutputs {
             spec: spec.clone(),
             account,
@@ -248,12 +254,18 @@ impl Deployer {
     async fn ensure_table(&self, name: &str, report: &mut Report) -> Result<()> {
         match self.dynamodb.describe_table().table_name(name).send().await {
             Ok(out) => {
-                let table = out.table.unwrap_or_else(|| aws_sdk_dynamodb::types::TableDescription::builder().build());
+                let table = out
+                    .table
+                    .unwrap_or_else(|| aws_sdk_dynamodb::types::TableDescription::builder().build());
                 let has_index = table
                     .global_secondary_indexes()
                     .iter()
                     .any(|index| index.index_name() == Some(BY_WORKFLOW_INDEX));
-                let keys: Vec<_> = table.key_schema().iter().map(|k| k.attribute_name().to_owned()).collect();
+                let keys: Vec<_> = table
+                    .key_schema()
+                    .iter()
+                    .map(|k| k.attribute_name().to_owned())
+                    .collect();
                 if keys != ["PK", "SK"] || !has_index {
                     return Err(InfraError::State(format!(
                         "table `{name}` exists with another shape (keys {keys:?}, index `{BY_WORKFLOW_INDEX}` \
@@ -322,7 +334,9 @@ impl Deployer {
             }
             tokio::time::sleep(std::time::Duration::from_millis(500)).await;
         }
-        Err(InfraError::State(format!("table `{name}` did not become active within a minute")))
+        Err(InfraError::State(format!(
+            "table `{name}` did not become active within a minute"
+        )))
     }
 
     async fn ensure_ttl(&self, table: &str, report: &mut Report) -> Result<()> {
@@ -338,7 +352,10 @@ impl Deployer {
             d.attribute_name() == Some(TTL_ATTRIBUTE)
                 && matches!(
                     d.time_to_live_status(),
-                    Some(aws_sdk_dynamodb::types::TimeToLiveStatus::Enabled | aws_sdk_dynamodb::types::TimeToLiveStatus::Enabling)
+                    Some(
+                        aws_sdk_dynamodb::types::TimeToLiveStatus::Enabled
+                            | aws_sdk_dynamodb::types::TimeToLiveStatus::Enabling
+                    )
                 )
         });
         if enabled {
@@ -383,7 +400,10 @@ impl Deployer {
         self.cloudwatch
             .put_metric_alarm()
             .alarm_name(&name)
-            .alarm_description(format!("messages of {} were dead-lettered: inspect {}", queue.name, queue.dead_letter))
+            .alarm_description(format!(
+                "messages of {} were dead-lettered: inspect {}",
+                queue.name, queue.dead_letter
+            ))
             .namespace("AWS/SQS")
             .metric_name("ApproximateNumberOfMessagesVisible")
             .dimensions(dimension)
@@ -408,8 +428,14 @@ fn dlq_attributes() -> HashMap<QueueAttributeName, String> {
 fn queue_attributes(queue: &QueueSpec, dlq_arn: &str) -> HashMap<QueueAttributeName, String> {
     let redrive = json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": queue.max_receive_count});
     HashMap::from([
-        (QueueAttributeName::VisibilityTimeout, queue.visibility_timeout_secs.to_string()),
-        (QueueAttributeName::MessageRetentionPeriod, queue.retention_secs.to_string()),
+        (
+            QueueAttributeName::VisibilityTimeout,
+            queue.visibility_timeout_secs.to_string(),
+        ),
+        (
+            QueueAttributeName::MessageRetentionPeriod,
+            queue.retention_secs.to_string(),
+        ),
         (QueueAttributeName::RedrivePolicy, redrive.to_string()),
     ])
 }
@@ -465,7 +491,10 @@ mod tests {
 
     #[test]
     fn the_account_is_read_from_an_arn() {
-        assert_eq!(account_of("arn:aws:sqs:us-east-1:000000000000:garden-jobs").as_deref(), Some("000000000000"));
+        assert_eq!(
+            account_of("arn:aws:sqs:us-east-1:000000000000:garden-jobs").as_deref(),
+            Some("000000000000")
+        );
         assert_eq!(account_of("not an arn"), None);
     }
 }

@@ -17,9 +17,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use aws_sdk_lambda::primitives::Blob;
-use aws_sdk_lambda::types::{
-    Architecture, Environment, FunctionCode, FunctionResponseType, Runtime, ScalingConfig,
-};
+use aws_sdk_lambda::types::{Architecture, Environment, FunctionCode, FunctionResponseType, Runtime, ScalingConfig};
 use base64::Engine;
 use garden_workflows::wire::TaskKind;
 use serde_json::{Value, json};
@@ -60,7 +58,11 @@ impl Artifacts {
     }
 
     fn for_binary(&self, binary: &str) -> &Path {
-        if binary == "garden-dispatcher" { &self.dispatcher } else { &self.worker }
+        if binary == "garden-dispatcher" {
+            &self.dispatcher
+        } else {
+            &self.worker
+        }
     }
 }
 
@@ -89,7 +91,11 @@ pub fn function_specs(core: &CoreOutputs) -> Vec<FunctionSpec> {
                 kind: Some(kind),
                 memory_mb: 512,
                 // Agent sessions may run long; Lambda stops at 15 minutes.
-                timeout_secs: if kind == TaskKind::Agent || kind == TaskKind::Model { 900 } else { 300 },
+                timeout_secs: if kind == TaskKind::Agent || kind == TaskKind::Model {
+                    900
+                } else {
+                    300
+                },
                 batch_size: 1,
                 max_concurrency: queue.max_concurrency.max(2) as i32,
             },
@@ -100,7 +106,10 @@ pub fn function_specs(core: &CoreOutputs) -> Vec<FunctionSpec> {
 /// The least-privilege policy of one function's role.
 pub fn function_policy(core: &CoreOutputs, function: &FunctionSpec) -> Value {
     let target = core.target();
-    let queue_arn = format!("arn:{}:sqs:{}:{}:{}", target.partition, core.region, core.account, function.queue);
+    let queue_arn = format!(
+        "arn:{}:sqs:{}:{}:{}",
+        target.partition, core.region, core.account, function.queue
+    );
     let log_group = format!(
         "arn:{}:logs:{}:{}:log-group:/aws/lambda/{}",
         target.partition, core.region, core.account, function.name
@@ -272,14 +281,21 @@ impl FunctionDeployer {
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
-        Err(InfraError::State(format!("function `{name}` is still updating after a minute")))
+        Err(InfraError::State(format!(
+            "function `{name}` is still updating after a minute"
+        )))
     }
 
     async fn ensure_mapping(&self, core: &CoreOutputs, function: &FunctionSpec, report: &mut Report) -> Result<()> {
         let target = core.target();
-        let queue_arn = format!("arn:{}:sqs:{}:{}:{}", target.partition, core.region, core.account, function.queue);
+        let queue_arn = format!(
+            "arn:{}:sqs:{}:{}:{}",
+            target.partition, core.region, core.account, function.queue
+        );
         let resource = format!("{} <- {}", function.name, function.queue);
-        let scaling = ScalingConfig::builder().maximum_concurrency(function.max_concurrency).build();
+        let scaling = ScalingConfig::builder()
+            .maximum_concurrency(function.max_concurrency)
+            .build();
         let existing = self
             .lambda
             .list_event_source_mappings()
@@ -308,7 +324,9 @@ impl FunctionDeployer {
         };
         let same = existing.batch_size() == Some(function.batch_size)
             && existing.scaling_config().and_then(|s| s.maximum_concurrency()) == Some(function.max_concurrency)
-            && existing.function_response_types().contains(&FunctionResponseType::ReportBatchItemFailures);
+            && existing
+                .function_response_types()
+                .contains(&FunctionResponseType::ReportBatchItemFailures);
         if same {
             report.record("event source", resource, Change::Unchanged);
             return Ok(());
@@ -356,16 +374,25 @@ mod tests {
         let functions = function_specs(&core);
         assert_eq!(functions.len(), core.spec.queues.len());
         let dispatcher = &functions[0];
-        assert_eq!((dispatcher.binary, dispatcher.queue.as_str()), ("garden-dispatcher", "garden-jobs"));
+        assert_eq!(
+            (dispatcher.binary, dispatcher.queue.as_str()),
+            ("garden-dispatcher", "garden-jobs")
+        );
         let model = functions.iter().find(|f| f.kind == Some(TaskKind::Model)).unwrap();
         assert_eq!(model.max_concurrency, 4, "Bedrock quotas: model steps get the fewest");
         for function in &functions {
             let policy = function_policy(&core, function);
             for statement in policy["Statement"].as_array().unwrap() {
                 let actions = statement["Action"].to_string();
-                let data_action = ["sqs:", "dynamodb:", "states:StartExecution", "bedrock"].iter().any(|a| actions.contains(a));
+                let data_action = ["sqs:", "dynamodb:", "states:StartExecution", "bedrock"]
+                    .iter()
+                    .any(|a| actions.contains(a));
                 if data_action && !actions.contains("SendTask") {
-                    assert_ne!(statement["Resource"], "*", "{} has a wildcard on {actions}", function.name);
+                    assert_ne!(
+                        statement["Resource"], "*",
+                        "{} has a wildcard on {actions}",
+                        function.name
+                    );
                 }
             }
         }
@@ -375,16 +402,23 @@ mod tests {
     async fn a_new_function_is_created_on_arm64_with_a_partial_batch_mapping() {
         let dir = std::env::temp_dir().join(format!("garden-fn-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let artifacts = Artifacts { dispatcher: dir.join("d.zip"), worker: dir.join("w.zip") };
+        let artifacts = Artifacts {
+            dispatcher: dir.join("d.zip"),
+            worker: dir.join("w.zip"),
+        };
         std::fs::write(&artifacts.dispatcher, b"dispatcher zip").unwrap();
         std::fs::write(&artifacts.worker, b"worker zip").unwrap();
 
         let created: Arc<Mutex<Vec<String>>> = Arc::default();
         let mappings: Arc<Mutex<Vec<(i32, i32)>>> = Arc::default();
         let missing = mock!(aws_sdk_lambda::Client::get_function).then_error(|| {
-            let meta = aws_sdk_lambda::error::ErrorMetadata::builder().code("ResourceNotFoundException").build();
+            let meta = aws_sdk_lambda::error::ErrorMetadata::builder()
+                .code("ResourceNotFoundException")
+                .build();
             GetFunctionError::ResourceNotFoundException(
-                aws_sdk_lambda::types::error::ResourceNotFoundException::builder().meta(meta).build(),
+                aws_sdk_lambda::types::error::ResourceNotFoundException::builder()
+                    .meta(meta)
+                    .build(),
             )
         });
         let seen = created.clone();
@@ -392,7 +426,9 @@ mod tests {
             .match_requests(move |r| {
                 let arm = r.architectures() == [Architecture::Arm64];
                 let runtime = r.runtime() == Some(&Runtime::Providedal2023);
-                seen.lock().unwrap().push(r.function_name().unwrap_or_default().to_owned());
+                seen.lock()
+                    .unwrap()
+                    .push(r.function_name().unwrap_or_default().to_owned());
                 arm && runtime && r.handler() == Some("bootstrap")
             })
             .then_output(|| aws_sdk_lambda::operation::create_function::CreateFunctionOutput::builder().build());
@@ -408,7 +444,8 @@ mod tests {
                 partial
             })
             .then_output(|| {
-                aws_sdk_lambda::operation::create_event_source_mapping::CreateEventSourceMappingOutput::builder().build()
+                aws_sdk_lambda::operation::create_event_source_mapping::CreateEventSourceMappingOutput::builder()
+                    .build()
             });
         let lambda_rules: [&Rule; 4] = [&missing, &create, &no_mappings, &create_mapping];
 
@@ -424,9 +461,13 @@ mod tests {
             GetRoleOutput::builder().role(role).build()
         });
         let no_policy = mock!(aws_sdk_iam::Client::get_role_policy).then_error(|| {
-            let meta = aws_sdk_iam::error::ErrorMetadata::builder().code("NoSuchEntity").build();
+            let meta = aws_sdk_iam::error::ErrorMetadata::builder()
+                .code("NoSuchEntity")
+                .build();
             GetRolePolicyError::NoSuchEntityException(
-                aws_sdk_iam::types::error::NoSuchEntityException::builder().meta(meta).build(),
+                aws_sdk_iam::types::error::NoSuchEntityException::builder()
+                    .meta(meta)
+                    .build(),
             )
         });
         let put_policy = mock!(aws_sdk_iam::Client::put_role_policy)
@@ -449,8 +490,15 @@ mod tests {
         assert_eq!(names.len(), 6, "{names:?}");
         assert!(names.contains(&"garden-dispatcher".to_owned()));
         assert!(names.contains(&"garden-worker-model".to_owned()));
-        assert_eq!(report.count(&Change::Created), 6 + 6 + 6, "functions, mappings and role policies:\n{report}");
+        assert_eq!(
+            report.count(&Change::Created),
+            6 + 6 + 6,
+            "functions, mappings and role policies:\n{report}"
+        );
         let mappings = mappings.lock().unwrap().clone();
-        assert!(mappings.iter().all(|(batch, cap)| *batch >= 1 && *cap >= 2), "{mappings:?}");
+        assert!(
+            mappings.iter().all(|(batch, cap)| *batch >= 1 && *cap >= 2),
+            "{mappings:?}"
+        );
     }
 }

@@ -14,15 +14,23 @@ const ENDPOINT: &str = "http://127.0.0.1:4566";
 
 fn start_localstack() {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../localstack/start.sh");
-    let status = Command::new("bash").arg(script).status().expect("localstack/start.sh runs");
-    assert!(status.success(), "localstack/start.sh failed; see localstack/.run/localstack.log");
+    let status = Command::new("bash")
+        .arg(script)
+        .status()
+        .expect("localstack/start.sh runs");
+    assert!(
+        status.success(),
+        "localstack/start.sh failed; see localstack/.run/localstack.log"
+    );
 }
 
 async fn config() -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
         .endpoint_url(ENDPOINT)
         .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_sqs::config::Credentials::new("test", "test", None, None, "tests"))
+        .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+            "test", "test", None, None, "tests",
+        ))
         .load()
         .await
 }
@@ -78,7 +86,12 @@ async fn deploy_twice_update_then_destroy() {
     let report = deployer.deploy_workflow(&core, &first).await.expect("workflow deploys");
     assert!(report.count(&Change::Created) >= 5, "{report}");
     // The London schedule has no UTC rule; the hourly one does.
-    assert!(report.entries.iter().any(|(kind, _, c)| kind == "rule" && matches!(c, Change::Skipped(_))));
+    assert!(
+        report
+            .entries
+            .iter()
+            .any(|(kind, _, c)| kind == "rule" && matches!(c, Change::Skipped(_)))
+    );
     check_schedule(&config, &core, &schedules[0]).await;
 
     let (_, again) = deployer.deploy_core(&spec).await.unwrap();
@@ -88,15 +101,29 @@ async fn deploy_twice_update_then_destroy() {
 
     let changed = workflow("brief", pass_machine("two"), schedules[..1].to_vec());
     let report = deployer.deploy_workflow(&core, &changed).await.unwrap();
-    let state_machine = report.entries.iter().find(|(kind, _, _)| kind == "state machine").unwrap();
+    let state_machine = report
+        .entries
+        .iter()
+        .find(|(kind, _, _)| kind == "state machine")
+        .unwrap();
     assert_eq!(state_machine.2, Change::Updated, "{report}");
-    let deleted: Vec<_> = report.entries.iter().filter(|(_, _, c)| *c == Change::Deleted).collect();
+    let deleted: Vec<_> = report
+        .entries
+        .iter()
+        .filter(|(_, _, c)| *c == Change::Deleted)
+        .collect();
     assert_eq!(deleted.len(), 2, "the dropped schedule and its rule go: {report}");
 
     let report = deployer.destroy(&spec).await.expect("destroy works");
     assert!(report.count(&Change::Deleted) >= spec.queues.len() * 2 + 3, "{report}");
     let sqs = aws_sdk_sqs::Client::new(&config);
-    assert!(sqs.get_queue_url().queue_name(&spec.jobs_queue().name).send().await.is_err());
+    assert!(
+        sqs.get_queue_url()
+            .queue_name(&spec.jobs_queue().name)
+            .send()
+            .await
+            .is_err()
+    );
     let dynamodb = aws_sdk_dynamodb::Client::new(&config);
     assert!(dynamodb.describe_table().table_name(&spec.table).send().await.is_err());
 }
@@ -114,8 +141,16 @@ async fn check_queues(config: &aws_config::SdkConfig, core: &CoreOutputs) {
             .attributes
             .unwrap();
         let redrive: Value = serde_json::from_str(&attributes[&QueueAttributeName::RedrivePolicy]).unwrap();
-        assert!(redrive["deadLetterTargetArn"].as_str().unwrap().ends_with(&queue.dead_letter));
-        assert_eq!(redrive["maxReceiveCount"].to_string().trim_matches('"'), queue.max_receive_count.to_string());
+        assert!(
+            redrive["deadLetterTargetArn"]
+                .as_str()
+                .unwrap()
+                .ends_with(&queue.dead_letter)
+        );
+        assert_eq!(
+            redrive["maxReceiveCount"].to_string().trim_matches('"'),
+            queue.max_receive_count.to_string()
+        );
         assert_eq!(
             attributes[&QueueAttributeName::VisibilityTimeout],
             queue.visibility_timeout_secs.to_string()
@@ -133,7 +168,11 @@ async fn check_table(config: &aws_config::SdkConfig, core: &CoreOutputs) {
         .unwrap()
         .table
         .unwrap();
-    let keys: Vec<_> = table.key_schema().iter().map(|k| k.attribute_name().to_owned()).collect();
+    let keys: Vec<_> = table
+        .key_schema()
+        .iter()
+        .map(|k| k.attribute_name().to_owned())
+        .collect();
     assert_eq!(keys, ["PK", "SK"]);
     let index = &table.global_secondary_indexes()[0];
     assert_eq!(index.index_name(), Some("by-workflow"));
@@ -143,7 +182,10 @@ async fn check_table(config: &aws_config::SdkConfig, core: &CoreOutputs) {
         .send()
         .await
         .unwrap();
-    assert_eq!(ttl.time_to_live_description.unwrap().attribute_name(), Some("expires_at"));
+    assert_eq!(
+        ttl.time_to_live_description.unwrap().attribute_name(),
+        Some("expires_at")
+    );
 }
 
 async fn check_schedule(config: &aws_config::SdkConfig, core: &CoreOutputs, schedule: &ScheduleDeployment) {
@@ -196,5 +238,8 @@ async fn a_schedule_delivers_a_job_message() {
     assert_eq!(body.workflow, "sched");
     assert_eq!(body.input, json!({"topic": "scheduled"}));
     let key = body.idempotency_key.unwrap();
-    assert!(key.starts_with("schedule:often:") && !key.contains('<'), "time filled in: {key}");
+    assert!(
+        key.starts_with("schedule:often:") && !key.contains('<'),
+        "time filled in: {key}"
+    );
 }

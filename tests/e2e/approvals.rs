@@ -28,7 +28,10 @@ fn an_approved_step_leads_on_and_a_rejected_one_fails_the_job() {
     assert_eq!(status["job"]["status"], "FAILED", "{status:#}");
     assert_eq!(status["job"]["error"], "Garden.Rejected");
     assert_eq!(status["job"]["failed_step"], "review");
-    assert!(step_of(&status, "publish").is_none(), "nothing after a rejected approval runs");
+    assert!(
+        step_of(&status, "publish").is_none(),
+        "nothing after a rejected approval runs"
+    );
 
     // Answering twice is refused with a clear message.
     let again = deployment.garden(&["approve", &approved, "review"]);

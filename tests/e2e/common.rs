@@ -5,8 +5,6 @@
 //! Every test deploys under its own prefix, so tests run in parallel against
 //! one LocalStack without seeing each other's queues, table or jobs.
 
-
-
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
@@ -227,7 +225,9 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
         .endpoint_url(LOCALSTACK)
         .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_sqs::config::Credentials::new("test", "test", None, None, "tests"))
+        .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+            "test", "test", None, None, "tests",
+        ))
         .load()
         .await
 }
@@ -243,7 +243,13 @@ impl OwnStandin {
     pub fn start(extra: &[&str]) -> Self {
         let port = free_port();
         let child = Command::new(standins_bin())
-            .args(["converse", "--port", &port.to_string(), "--agent-url", "http://127.0.0.1:4630"])
+            .args([
+                "converse",
+                "--port",
+                &port.to_string(),
+                "--agent-url",
+                "http://127.0.0.1:4630",
+            ])
             .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -252,7 +258,10 @@ impl OwnStandin {
         let url = format!("http://127.0.0.1:{port}");
         let started = Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(started.elapsed() < Duration::from_secs(20), "stand-in on {port} did not start");
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "stand-in on {port} did not start"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
         OwnStandin { url, child }
@@ -281,9 +290,16 @@ pub fn free_port() -> u16 {
 pub fn http_get_json(url: &str) -> Value {
     use std::io::{Read, Write};
     let rest = url.strip_prefix("http://").expect("an http URL");
-    let (host, path) = rest.split_once('/').map(|(h, p)| (h, format!("/{p}"))).unwrap_or((rest, "/".into()));
+    let (host, path) = rest
+        .split_once('/')
+        .map(|(h, p)| (h, format!("/{p}")))
+        .unwrap_or((rest, "/".into()));
     let mut stream = std::net::TcpStream::connect(host).expect("connect");
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
     let body = response.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();

@@ -51,8 +51,16 @@ fn a_burst_of_duplicated_messages_makes_each_job_once() {
     let executions = block_on(async {
         let config = sdk_config().await;
         let sfn = aws_sdk_sfn::Client::new(&config);
-        let arn = format!("arn:aws:states:us-east-1:000000000000:stateMachine:{}-finance-analysis", deployment.prefix);
-        let mut pages = sfn.list_executions().state_machine_arn(arn).into_paginator().items().send();
+        let arn = format!(
+            "arn:aws:states:us-east-1:000000000000:stateMachine:{}-finance-analysis",
+            deployment.prefix
+        );
+        let mut pages = sfn
+            .list_executions()
+            .state_machine_arn(arn)
+            .into_paginator()
+            .items()
+            .send();
         let mut all = Vec::new();
         while let Some(execution) = pages.next().await {
             all.push(execution.expect("list executions"));
@@ -65,7 +73,11 @@ fn a_burst_of_duplicated_messages_makes_each_job_once() {
 
     let jobs_queue = format!("{}-jobs", deployment.prefix);
     assert_eq!(deployment.queue_depth(&jobs_queue), 0, "the jobs queue drained");
-    assert_eq!(deployment.queue_depth(&format!("{jobs_queue}-dlq")), 0, "nothing dead-lettered");
+    assert_eq!(
+        deployment.queue_depth(&format!("{jobs_queue}-dlq")),
+        0,
+        "nothing dead-lettered"
+    );
 }
 
 /// Messages that can never succeed are recorded with the reason and leave
@@ -88,7 +100,11 @@ fn malformed_messages_are_recorded_as_rejected() {
         if rejected.len() >= bodies.len() {
             break rejected;
         }
-        assert!(started.elapsed() < Duration::from_secs(60), "only {} rejected: {rejected:#?}", rejected.len());
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "only {} rejected: {rejected:#?}",
+            rejected.len()
+        );
         std::thread::sleep(Duration::from_millis(500));
     };
     assert_eq!(rejected.len(), bodies.len(), "{rejected:#?}");
@@ -100,19 +116,32 @@ fn malformed_messages_are_recorded_as_rejected() {
         job["reason"].as_str().unwrap().to_lowercase()
     };
     assert!(reason_of(&ids[0]).contains("json"), "{}", reason_of(&ids[0]));
-    assert!(reason_of(&ids[1]).contains("no-such-workflow"), "{}", reason_of(&ids[1]));
+    assert!(
+        reason_of(&ids[1]).contains("no-such-workflow"),
+        "{}",
+        reason_of(&ids[1])
+    );
     let schema = reason_of(&ids[2]);
-    assert!(schema.contains("discount_rate") || schema.contains("cash_flows"), "{schema}");
+    assert!(
+        schema.contains("discount_rate") || schema.contains("cash_flows"),
+        "{schema}"
+    );
     assert!(reason_of(&ids[3]).contains("priority"), "{}", reason_of(&ids[3]));
 
     // The queue drains: nothing waits for a retry, nothing went to the DLQ.
     let jobs_queue = format!("{}-jobs", deployment.prefix);
     let started = Instant::now();
     while deployment.queue_depth(&jobs_queue) > 0 {
-        assert!(started.elapsed() < Duration::from_secs(30), "rejected messages stayed on the queue");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "rejected messages stayed on the queue"
+        );
         std::thread::sleep(Duration::from_millis(500));
     }
     assert_eq!(deployment.queue_depth(&format!("{jobs_queue}-dlq")), 0);
     let executions = deployment.jobs(&["--status", "RUNNING"]);
-    assert!(executions.is_empty(), "no rejected message started a job: {executions:#?}");
+    assert!(
+        executions.is_empty(),
+        "no rejected message started a job: {executions:#?}"
+    );
 }

@@ -22,7 +22,9 @@ fn every_example_runs_to_success_from_its_sample_message() {
 
     // The research brief asks a person when the draft's confidence is low.
     let brief = deployment.wait_step(&jobs[1], "draft", "SUCCEEDED", Duration::from_secs(90));
-    let confidence = brief["output"]["confidence"].as_f64().expect("the draft has a confidence");
+    let confidence = brief["output"]["confidence"]
+        .as_f64()
+        .expect("the draft has a confidence");
     if confidence < 0.7 {
         deployment.answer(&jobs[1], "review", true);
     }
@@ -54,22 +56,44 @@ fn assert_succeeded(status: &Value) {
 
 fn check_finance(status: &Value, input: &Value) {
     assert_succeeded(status);
-    let flows: Vec<f64> = input["cash_flows"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+    let flows: Vec<f64> = input["cash_flows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
     let rate = input["discount_rate"].as_f64().unwrap();
-    let npv: f64 = flows.iter().enumerate().map(|(t, cf)| cf / (1.0 + rate).powi(t as i32)).sum();
+    let npv: f64 = flows
+        .iter()
+        .enumerate()
+        .map(|(t, cf)| cf / (1.0 + rate).powi(t as i32))
+        .sum();
     let output = &status["job"]["output"];
-    assert!((output["npv"].as_f64().unwrap() - npv).abs() < 1e-6, "npv {output:#} != {npv}");
+    assert!(
+        (output["npv"].as_f64().unwrap() - npv).abs() < 1e-6,
+        "npv {output:#} != {npv}"
+    );
     let irr = output["irr"].as_f64().unwrap();
-    let at_irr: f64 = flows.iter().enumerate().map(|(t, cf)| cf / (1.0 + irr).powi(t as i32)).sum();
+    let at_irr: f64 = flows
+        .iter()
+        .enumerate()
+        .map(|(t, cf)| cf / (1.0 + irr).powi(t as i32))
+        .sum();
     assert!(at_irr.abs() < 1e-3, "the NPV at the IRR {irr} is {at_irr}, not zero");
     let summary = step_of(status, "summary").unwrap();
-    assert!(summary["input_tokens"].as_u64().unwrap() > 0, "model tokens recorded: {summary:#}");
+    assert!(
+        summary["input_tokens"].as_u64().unwrap() > 0,
+        "model tokens recorded: {summary:#}"
+    );
     assert_eq!(output["summary"], summary["output"]);
 }
 
 fn check_research(status: &Value, confidence: f64) {
     assert_succeeded(status);
-    let sections = step_of(status, "outline").unwrap()["output"]["sections"].as_array().unwrap().len();
+    let sections = step_of(status, "outline").unwrap()["output"]["sections"]
+        .as_array()
+        .unwrap()
+        .len();
     let items = items_of(status, "gather");
     assert_eq!(items.len(), sections, "one search per planned section");
     for item in items {

@@ -8,6 +8,7 @@ mod common;
 
 mod approvals;
 mod delivery;
+mod deploy;
 mod examples;
 mod resilience;
 mod schedules;

@@ -14,11 +14,15 @@ use crate::common::*;
 fn a_killed_worker_loses_no_job_and_repeats_no_finished_step() {
     let standin = OwnStandin::start(&[]);
     let mut deployment = Deployment::with_files("kl", &[&test_definition("throttled")]);
-    deployment.worker_env.push(("AWS_ENDPOINT_URL_BEDROCK_RUNTIME".into(), standin.url.clone()));
+    deployment
+        .worker_env
+        .push(("AWS_ENDPOINT_URL_BEDROCK_RUNTIME".into(), standin.url.clone()));
     let jobs: Vec<String> = (0..30).map(|i| format!("kill-{i:02}")).collect();
     let bodies: Vec<String> = jobs
         .iter()
-        .map(|job| json!({"workflow": "throttled", "job_id": job, "input": {"subject": format!("subject {job}")}}).to_string())
+        .map(|job| {
+            json!({"workflow": "throttled", "job_id": job, "input": {"subject": format!("subject {job}")}}).to_string()
+        })
         .collect();
     deployment.send_raw(&bodies);
     deployment.start_worker();
@@ -29,7 +33,10 @@ fn a_killed_worker_loses_no_job_and_repeats_no_finished_step() {
     let finished_at_kill = finished_steps(&deployment, &jobs);
     let model_steps = jobs.len() * 2;
     assert!(!finished_at_kill.is_empty());
-    assert!(finished_at_kill.len() < model_steps, "the kill came after all the work; nothing was tested");
+    assert!(
+        finished_at_kill.len() < model_steps,
+        "the kill came after all the work; nothing was tested"
+    );
     let answered_at_kill = answered_calls(&standin.stats());
 
     deployment.start_worker();
@@ -41,7 +48,11 @@ fn a_killed_worker_loses_no_job_and_repeats_no_finished_step() {
     // A step finished before the kill kept its record: it was not run again.
     let after = finished_steps(&deployment, &jobs);
     for (key, finished_at) in &finished_at_kill {
-        assert_eq!(after.get(key), Some(finished_at), "step {key:?} was run again after the restart");
+        assert_eq!(
+            after.get(key),
+            Some(finished_at),
+            "step {key:?} was run again after the restart"
+        );
     }
     // Each model request was answered once, except those in flight at the kill.
     let answered = answered_calls(&standin.stats());
@@ -55,7 +66,10 @@ fn a_killed_worker_loses_no_job_and_repeats_no_finished_step() {
         assert!(answered[hash] >= *count);
     }
     let repeated = answered.values().filter(|&&n| n > 1).count();
-    assert!(repeated <= in_flight, "{repeated} requests answered twice, only {in_flight} steps were in flight");
+    assert!(
+        repeated <= in_flight,
+        "{repeated} requests answered twice, only {in_flight} steps were in flight"
+    );
 }
 
 /// `(job, step)` of every finished model step, with its finish time.
@@ -94,7 +108,9 @@ fn answered_calls(stats: &Value) -> HashMap<String, u64> {
 fn jobs_complete_while_the_model_throttles_a_third_of_calls() {
     let standin = OwnStandin::start(&["--throttle-rate", "0.3", "--seed", "11"]);
     let mut deployment = Deployment::with_files("th", &[&test_definition("throttled")]);
-    deployment.worker_env.push(("AWS_ENDPOINT_URL_BEDROCK_RUNTIME".into(), standin.url.clone()));
+    deployment
+        .worker_env
+        .push(("AWS_ENDPOINT_URL_BEDROCK_RUNTIME".into(), standin.url.clone()));
     deployment.start_worker();
     let jobs: Vec<String> = (0..20)
         .map(|i| deployment.submit("throttled", &json!({"subject": format!("topic {i}")})))
@@ -108,8 +124,14 @@ fn jobs_complete_while_the_model_throttles_a_third_of_calls() {
         }
     }
     let stats = standin.stats();
-    let throttled = stats["converse"]["throttled"].as_u64().expect("the stand-in counts throttled calls");
+    let throttled = stats["converse"]["throttled"]
+        .as_u64()
+        .expect("the stand-in counts throttled calls");
     assert!(throttled > 0, "the stand-in throttled nothing: {stats:#}");
     let steps = jobs.len() as u64 * 2;
-    assert_eq!(attempts, steps + throttled, "every throttled call shows as an extra attempt");
+    assert_eq!(
+        attempts,
+        steps + throttled,
+        "every throttled call shows as an extra attempt"
+    );
 }

@@ -31,5 +31,8 @@ fn a_scheduled_job_fires_and_completes() {
         .map(|(t, cf): (usize, &f64)| cf / 1.05f64.powi(t as i32))
         .sum();
     assert!((job["output"].as_f64().unwrap() - expected).abs() < 1e-9, "{job:#}");
-    assert!(job["job_id"].as_str().unwrap().starts_with("k-"), "the schedule's idempotency key names the job");
+    assert!(
+        job["job_id"].as_str().unwrap().starts_with("k-"),
+        "the schedule's idempotency key names the job"
+    );
 }

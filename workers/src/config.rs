@@ -195,6 +195,8 @@ pub struct Clients {
     pub ddb: aws_sdk_dynamodb::Client,
     pub bedrock: aws_sdk_bedrockruntime::Client,
     pub agentcore: aws_sdk_bedrockagentcore::Client,
+    /// The worker's credentials and region, for gateways that want SigV4.
+    pub signing: Option<tool::Signing>,
 }
 
 impl Clients {
@@ -218,6 +220,13 @@ impl Clients {
                     .retry_config(once)
                     .build(),
             ),
+            signing: match (sdk.credentials_provider(), sdk.region()) {
+                (Some(credentials), Some(region)) => Some(tool::Signing {
+                    credentials,
+                    region: region.to_string(),
+                }),
+                _ => None,
+            },
         }
     }
 
@@ -241,6 +250,7 @@ pub struct Context {
 
 impl Context {
     pub fn new(settings: Settings, clients: Clients) -> Self {
+        let signing = clients.signing.clone();
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .build()
@@ -249,7 +259,7 @@ impl Context {
             registry: Registry::new(settings.registry_ttl),
             settings,
             clients,
-            gateways: tool::Gateways::new(http.clone()),
+            gateways: tool::Gateways::new(http.clone()).with_signing(signing),
             runtimes: agent::Runtimes::default(),
             http,
             queue_urls: Mutex::new(HashMap::new()),

@@ -153,8 +153,12 @@ async fn dispatch(ctx: &Context, message_id: &str, body: &str) -> Result<Dispatc
         );
         return reject(ctx, &job_id, &message.workflow, message.input, true, reason).await;
     }
+    let mut input = message.input;
+    if let Some(input_schema) = &workflow.input_schema {
+        schema::apply_defaults(input_schema, &mut input);
+    }
 
-    let job = JobItem::new(&job_id, &message.workflow, JobStatus::Running, message.input);
+    let job = JobItem::new(&job_id, &message.workflow, JobStatus::Running, input);
     if !store::put_job_if_absent(ddb, table, &job).await? {
         // A duplicate. Start again only if the first delivery stopped
         // between writing the job and recording its execution.

@@ -297,6 +297,9 @@ mod tests {
         assert_eq!(record.message_id.as_deref(), Some("m-1"));
         assert_eq!(record.receipt_handle.as_deref(), Some("r-1"));
         assert_eq!(record.event_source_arn.as_deref(), Some(queue.arn.as_str()));
-        assert_eq!(record.attributes.get("ApproximateReceiveCount").map(String::as_str), Some("3"));
+        assert_eq!(
+            record.attributes.get("ApproximateReceiveCount").map(String::as_str),
+            Some("3")
+        );
     }
 }

@@ -21,6 +21,27 @@ pub fn check(schema: &Value, instance: &Value) -> Result<(), Vec<String>> {
     if problems.is_empty() { Ok(()) } else { Err(problems) }
 }
 
+/// Fills in the `default` of every property the instance leaves out, in
+/// nested objects too, so that templates can read `input.audience` when the
+/// job did not name one. JSON Schema validators only describe defaults; the
+/// dispatcher applies them once, to the input it stores with the job.
+pub fn apply_defaults(schema: &Value, instance: &mut Value) {
+    let (Some(properties), Value::Object(object)) = (schema.get("properties").and_then(Value::as_object), instance)
+    else {
+        return;
+    };
+    for (name, property) in properties {
+        match object.get_mut(name) {
+            Some(value) => apply_defaults(property, value),
+            None => {
+                if let Some(default) = property.get("default") {
+                    object.insert(name.clone(), default.clone());
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -39,5 +60,23 @@ mod tests {
             problems[0].starts_with("at /:") && problems[0].contains("topic"),
             "{problems:?}"
         );
+    }
+
+    #[test]
+    fn defaults_fill_what_the_input_leaves_out() {
+        let schema = json!({"type": "object", "properties": {
+            "topic": {"type": "string"},
+            "audience": {"type": "string", "default": "executives"},
+            "limits": {"type": "object", "properties": {"words": {"type": "integer", "default": 800}}}
+        }});
+        let mut input = json!({"topic": "tides", "limits": {}});
+        apply_defaults(&schema, &mut input);
+        assert_eq!(
+            input,
+            json!({"topic": "tides", "audience": "executives", "limits": {"words": 800}})
+        );
+        let mut given = json!({"audience": "traders"});
+        apply_defaults(&schema, &mut given);
+        assert_eq!(given["audience"], "traders", "a given value wins over the default");
     }
 }

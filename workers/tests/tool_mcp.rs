@@ -12,7 +12,7 @@ use aws_sdk_bedrockruntime::operation::converse::ConverseOutput;
 use aws_sdk_bedrockruntime::types::{ContentBlock, ConversationRole, Message, StopReason, ToolUseBlock};
 use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
 use garden_workers::providers::model::{self, json_to_document};
-use garden_workers::providers::tool::Gateways;
+use garden_workers::providers::tool::{Gateways, Signing};
 use garden_workers::{Clients, Context, Settings};
 use garden_workflows::wire::{Gateway, GatewayAuth, GatewayTool, ModelAction, RetryPolicy, errors};
 use serde_json::{Value, json};
@@ -115,6 +115,7 @@ async fn tool_calls_against_server_everything() {
         .unwrap();
     assert_eq!(again, Value::String("Echo: again".into()));
 
+    a_sigv4_gateway_is_called_with_signed_requests().await;
     a_model_uses_gateway_tools().await;
     a_model_that_never_stops_calling_tools_is_cut_off().await;
 }
@@ -256,7 +257,7 @@ async fn an_unreachable_gateway_is_transient() {
 }
 
 #[tokio::test]
-async fn sigv4_gateways_are_refused_clearly() {
+async fn a_sigv4_gateway_needs_credentials() {
     let gateways = Gateways::new(reqwest::Client::new());
     let signed = Gateway {
         name: "signed".into(),
@@ -265,5 +266,31 @@ async fn sigv4_gateways_are_refused_clearly() {
     };
     let err = gateways.call(&signed, "echo", &json!({})).await.unwrap_err();
     assert_eq!(err.name, errors::PROVIDER_REJECTED);
-    assert!(err.message.contains("sigv4"), "{}", err.message);
+    assert!(
+        err.message.contains("sigv4") && err.message.contains("credentials"),
+        "{}",
+        err.message
+    );
+}
+
+/// SigV4-signed MCP requests go through rmcp like any other (the test server
+/// ignores the signature; `providers::sigv4` tests the signature itself).
+async fn a_sigv4_gateway_is_called_with_signed_requests() {
+    let credentials = aws_credential_types::provider::SharedCredentialsProvider::new(
+        aws_credential_types::Credentials::new("AKIDEXAMPLE", "secret", None, None, "test"),
+    );
+    let signing = Signing {
+        credentials,
+        region: "us-east-1".into(),
+    };
+    let gateways = Gateways::new(reqwest::Client::new()).with_signing(Some(signing));
+    let signed = Gateway {
+        auth: GatewayAuth::Sigv4,
+        ..gateway()
+    };
+    let echoed = gateways
+        .call(&signed, "echo", &json!({"message": "signed"}))
+        .await
+        .unwrap();
+    assert_eq!(echoed, Value::String("Echo: signed".into()));
 }

@@ -48,6 +48,15 @@ use crate::target::Target;
 use crate::wire::{Action, StepSpec};
 use crate::workflow::{OnError, Operand, Step, StepBody, Test, Workflow};
 
+/// What a Parallel branch or Map iteration fails with when one of its steps
+/// failed; the cause holds the original error and the step.
+pub const STEP_FAILED_ERROR: &str = "Garden.StepFailed";
+/// What the execution fails with when the job timed out (the job item keeps
+/// the original `States.Timeout` or `States.HeartbeatTimeout`).
+pub const TIMED_OUT_ERROR: &str = "Garden.TimedOut";
+/// What the execution fails with for other `States.*` errors, which a Fail
+/// state may not raise itself.
+pub const STEP_FUNCTIONS_ERROR: &str = "Garden.StepFunctionsError";
 /// The TaskMessage `step` of the final output task (step names start with a letter).
 pub const OUTPUT_STEP: &str = "_output";
 pub(crate) const READ_FAILURE: &str = "Read failure";

@@ -322,6 +322,17 @@ impl Sim {
                 }
                 "Fail" => {
                     let mut error = Map::new();
+                    // Step Functions refuses to raise `States.*` names from a Fail state.
+                    let raised = state["ErrorPath"]
+                        .as_str()
+                        .and_then(|p| read(&data, p))
+                        .and_then(Value::as_str);
+                    if raised.is_some_and(|e| e.starts_with("States.")) {
+                        return Err(format!("{context}: a Fail state may not raise {raised:?}"));
+                    }
+                    if let Some(name) = state.get("Error") {
+                        error.insert("Error".into(), name.clone());
+                    }
                     if let Some(path) = state["ErrorPath"].as_str() {
                         error.insert("Error".into(), resolve(path, &data, &context)?);
                     }
@@ -441,6 +452,6 @@ proptest! {
         prop_assert_eq!(&update[":step"]["S"], &json!(step), "{}", text);
         prop_assert_eq!(&update[":status"]["S"], if timeout { "TIMED_OUT" } else { "FAILED" });
         prop_assert_eq!(&update[":cause"]["S"], if with_cause { "the tool said no" } else { "" });
-        prop_assert_eq!(&failed["Error"], if timeout { "States.Timeout" } else { "Garden.ToolError" });
+        prop_assert_eq!(&failed["Error"], if timeout { "Garden.TimedOut" } else { "Garden.ToolError" });
     }
 }

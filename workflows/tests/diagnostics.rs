@@ -270,3 +270,24 @@ fn an_input_that_is_not_a_schema_object_is_refused() {
     assert_eq!(p.message, "expected a mapping, found a list");
     assert_at(p, 2, 8, "[topic]");
 }
+
+#[test]
+fn a_misspelt_output_field_of_a_structured_step_is_a_warning() {
+    let wf = common::load(
+        "name: o
+steps:
+  classify:
+    model:
+      model: haiku
+      prompt: classify
+      output_schema: { type: object, properties: { priority: { type: string } } }
+  answer:
+    approval: { message: \"{{ steps.classify.output.priorty }}\" }
+",
+    );
+    assert_eq!(wf.warnings.len(), 1);
+    let p = &wf.warnings[0];
+    assert_eq!(p.message, "the `output_schema` of `classify` has no property `priorty`");
+    assert_eq!(p.help.as_deref(), Some("did you mean `priority`?"));
+    assert_eq!(p.line_col(), Some((9, 30)));
+}

@@ -28,7 +28,8 @@ impl Deployer {
             self.delete_role(&state_machine_role_name(&spec.prefix, workflow), &mut report)
                 .await?;
         }
-        self.delete_role(&scheduler_role_name(&spec.prefix), &mut report).await?;
+        self.delete_role(&scheduler_role_name(&spec.prefix), &mut report)
+            .await?;
         match self.dynamodb.delete_table().table_name(&spec.table).send().await {
             Ok(_) => report.record("table", &spec.table, Change::Deleted),
             Err(err) if is_code(&err, &["ResourceNotFoundException"]) => {}
@@ -131,7 +132,12 @@ impl Deployer {
 
     pub(crate) async fn schedule_names(&self, prefix: &str) -> Result<Vec<String>> {
         let mut names = Vec::new();
-        let mut pages = self.scheduler.list_schedules().name_prefix(prefix).into_paginator().send();
+        let mut pages = self
+            .scheduler
+            .list_schedules()
+            .name_prefix(prefix)
+            .into_paginator()
+            .send();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| InfraError::aws("list schedules", prefix, e))?;
             names.extend(page.schedules.into_iter().filter_map(|s| s.name));
@@ -147,7 +153,12 @@ impl Deployer {
             .send()
             .await
             .map_err(|e| InfraError::aws("list rules", prefix, e))?;
-        Ok(out.rules.unwrap_or_default().into_iter().filter_map(|r| r.name).collect())
+        Ok(out
+            .rules
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|r| r.name)
+            .collect())
     }
 
     async fn state_machines(&self, prefix: &str) -> Result<Vec<(String, String)>> {

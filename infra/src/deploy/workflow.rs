@@ -48,7 +48,8 @@ impl Deployer {
         let machine_arn = target.state_machine_arn(&workflow.name);
         self.ensure_state_machine(&machine_name, &machine_arn, &role_arn, &workflow.asl, &mut report)
             .await?;
-        self.ensure_registry_item(core, workflow, &machine_arn, &mut report).await?;
+        self.ensure_registry_item(core, workflow, &machine_arn, &mut report)
+            .await?;
         self.ensure_schedules(core, workflow, &mut report).await?;
         Ok(report)
     }
@@ -83,7 +84,14 @@ impl Deployer {
             Err(err) => return Err(InfraError::aws("read role", name, err)),
         };
         let policy_name = "garden";
-        let current = match self.iam.get_role_policy().role_name(name).policy_name(policy_name).send().await {
+        let current = match self
+            .iam
+            .get_role_policy()
+            .role_name(name)
+            .policy_name(policy_name)
+            .send()
+            .await
+        {
             Ok(out) => parse_policy(&out.policy_document),
             Err(err) if is_code(&err, &["NoSuchEntity"]) => None,
             Err(err) => return Err(InfraError::aws("read role policy", name, err)),
@@ -117,8 +125,8 @@ impl Deployer {
     ) -> Result<()> {
         match self.sfn.describe_state_machine().state_machine_arn(arn).send().await {
             Ok(current) => {
-                let same_definition = serde_json::from_str::<Value>(&current.definition).ok()
-                    == serde_json::from_str::<Value>(asl).ok();
+                let same_definition =
+                    serde_json::from_str::<Value>(&current.definition).ok() == serde_json::from_str::<Value>(asl).ok();
                 if same_definition && current.role_arn == role_arn {
                     report.record("state machine", name, Change::Unchanged);
                     return Ok(());
@@ -158,7 +166,10 @@ impl Deployer {
         report: &mut Report,
     ) -> Result<()> {
         let key = HashMap::from([
-            ("PK".to_owned(), AttributeValue::S(format!("WORKFLOW#{}", workflow.name))),
+            (
+                "PK".to_owned(),
+                AttributeValue::S(format!("WORKFLOW#{}", workflow.name)),
+            ),
             ("SK".to_owned(), AttributeValue::S("WORKFLOW".to_owned())),
         ]);
         let resource = format!("{}/WORKFLOW#{}", core.spec.table, workflow.name);
@@ -185,7 +196,10 @@ impl Deployer {
         let mut item = key;
         item.insert("workflow".into(), AttributeValue::S(workflow.name.clone()));
         item.insert("state_machine_arn".into(), AttributeValue::S(machine_arn.to_owned()));
-        item.insert("input_schema".into(), AttributeValue::S(workflow.input_schema.to_string()));
+        item.insert(
+            "input_schema".into(),
+            AttributeValue::S(workflow.input_schema.to_string()),
+        );
         item.insert("definition_hash".into(), AttributeValue::S(workflow.hash.clone()));
         item.insert("deployed_at".into(), AttributeValue::S(chrono_now()));
         self.dynamodb
@@ -195,12 +209,21 @@ impl Deployer {
             .send()
             .await
             .map_err(|e| InfraError::aws("write workflow registry", &resource, e))?;
-        let change = if current.is_some() { Change::Updated } else { Change::Created };
+        let change = if current.is_some() {
+            Change::Updated
+        } else {
+            Change::Created
+        };
         report.record("registry item", resource, change);
         Ok(())
     }
 
-    async fn ensure_schedules(&self, core: &CoreOutputs, workflow: &WorkflowDeployment, report: &mut Report) -> Result<()> {
+    async fn ensure_schedules(
+        &self,
+        core: &CoreOutputs,
+        workflow: &WorkflowDeployment,
+        report: &mut Report,
+    ) -> Result<()> {
         let prefix = &core.spec.prefix;
         let wanted: Vec<String> = workflow
             .schedules
@@ -303,7 +326,10 @@ impl Deployer {
         name: &str,
         report: &mut Report,
     ) -> Result<()> {
-        let utc = schedule.timezone.as_deref().is_none_or(|tz| tz == "UTC" || tz == "Etc/UTC");
+        let utc = schedule
+            .timezone
+            .as_deref()
+            .is_none_or(|tz| tz == "UTC" || tz == "Etc/UTC");
         if schedule.expression.starts_with("at(") || !utc {
             let why = "EventBridge rules run in UTC with no one-off at(); the Scheduler schedule covers it on AWS";
             report.record("rule", name, Change::Skipped(why.into()));
@@ -340,7 +366,10 @@ impl Deployer {
                 .name(name)
                 .schedule_expression(&schedule.expression)
                 .state(aws_sdk_eventbridge::types::RuleState::Enabled)
-                .description(format!("delivers {} jobs for schedule {}", workflow.name, schedule.name))
+                .description(format!(
+                    "delivers {} jobs for schedule {}",
+                    workflow.name, schedule.name
+                ))
                 .send()
                 .await
                 .map_err(|e| InfraError::aws("write rule", name, e))?;

@@ -4,6 +4,7 @@
 
 pub mod agent;
 pub mod model;
+pub mod sigv4;
 pub mod tool;
 
 // The SDK crates share one `SdkError` type; any crate's path names it.

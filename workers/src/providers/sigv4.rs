@@ -54,7 +54,9 @@ impl SigV4Http {
         mut headers: HashMap<HeaderName, HeaderValue>,
     ) -> Result<HashMap<HeaderName, HeaderValue>, Error> {
         let fail = |what: &str, e: &dyn std::fmt::Display| {
-            StreamableHttpError::UnexpectedServerResponse(format!("cannot sign the gateway request: {what}: {e}").into())
+            StreamableHttpError::UnexpectedServerResponse(
+                format!("cannot sign the gateway request: {what}: {e}").into(),
+            )
         };
         let credentials = self
             .credentials
@@ -156,7 +158,14 @@ impl StreamableHttpClient for SigV4Http {
     ) -> Result<BoxStream<'static, Result<Sse, SseError>>, Error> {
         let headers = self.signed("GET", &uri, b"", custom_headers).await?;
         self.inner
-            .get_stream_with_max_sse_event_size(uri, session_id, last_event_id, auth_header, headers, max_sse_event_size)
+            .get_stream_with_max_sse_event_size(
+                uri,
+                session_id,
+                last_event_id,
+                auth_header,
+                headers,
+                max_sse_event_size,
+            )
             .await
     }
 }
@@ -174,10 +183,20 @@ mod tests {
         let uri = "https://finance.gateway.bedrock-agentcore.us-east-1.amazonaws.com/mcp";
         let headers = client.signed("POST", uri, b"{}", HashMap::new()).await.unwrap();
         let authorization = headers[&http::header::AUTHORIZATION].to_str().unwrap();
-        assert!(authorization.starts_with("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/"), "{authorization}");
-        assert!(authorization.contains("/us-east-1/bedrock-agentcore/aws4_request"), "{authorization}");
-        assert!(authorization.contains("SignedHeaders=host;x-amz-content-sha256;x-amz-date") || authorization.contains("SignedHeaders=host;x-amz-date"), "{authorization}");
-        assert!(headers.contains_key("x-amz-date"));
+        assert!(
+            authorization.starts_with("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/"),
+            "{authorization}"
+        );
+        assert!(
+            authorization.contains("/us-east-1/bedrock-agentcore/aws4_request"),
+            "{authorization}"
+        );
+        assert!(
+            authorization.contains("SignedHeaders=host;x-amz-content-sha256;x-amz-date")
+                || authorization.contains("SignedHeaders=host;x-amz-date"),
+            "{authorization}"
+        );
+        assert!(headers.contains_key(&HeaderName::from_static("x-amz-date")));
 
         let other = client.signed("POST", uri, b"{\"a\":1}", HashMap::new()).await.unwrap();
         assert_ne!(

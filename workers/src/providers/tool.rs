@@ -4,7 +4,8 @@
 //! session whose transport broke is dropped and opened again on the next
 //! attempt. `tools/list` is asked once per session (model steps offer those
 //! tools to the model). OAuth client-credential tokens are cached until
-//! shortly before they expire.
+//! shortly before they expire; SigV4 gateways get every request signed with
+//! the worker's own AWS credentials ([`super::sigv4`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig
 use serde_json::Value;
 use tokio::sync::{Mutex, OnceCell};
 
+use super::sigv4::SigV4Http;
 use crate::error::StepError;
 
 /// The URL the worker uses for a gateway: `GARDEN_GATEWAY_URL_<NAME>` when set
@@ -39,9 +41,17 @@ struct Session {
     tools: OnceCell<Arc<Vec<Tool>>>,
 }
 
+/// What SigV4 gateway requests are signed with.
+#[derive(Debug, Clone)]
+pub struct Signing {
+    pub credentials: aws_credential_types::provider::SharedCredentialsProvider,
+    pub region: String,
+}
+
 /// Open MCP sessions and OAuth tokens, shared by all steps of a worker.
 pub struct Gateways {
     http: reqwest::Client,
+    signing: Option<Signing>,
     sessions: Mutex<HashMap<String, Arc<Session>>>,
     tokens: Mutex<HashMap<String, (String, Instant)>>,
 }
@@ -50,9 +60,16 @@ impl Gateways {
     pub fn new(http: reqwest::Client) -> Self {
         Gateways {
             http,
+            signing: None,
             sessions: Mutex::new(HashMap::new()),
             tokens: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Signs requests to SigV4 gateways with these credentials.
+    pub fn with_signing(mut self, signing: Option<Signing>) -> Self {
+        self.signing = signing;
+        self
     }
 
     /// Calls one tool. `isError` results are [`errors::TOOL_ERROR`] with the
@@ -132,8 +149,25 @@ impl Gateways {
         if let Some(token) = self.auth_token(gateway).await? {
             config = config.auth_header(token);
         }
-        let transport = StreamableHttpClientTransport::from_config(config);
-        let client = ().serve(transport).await.map_err(|e| {
+        let opened = match &gateway.auth {
+            GatewayAuth::Sigv4 => {
+                let signing = self.signing.clone().ok_or_else(|| {
+                    StepError::rejected(format!(
+                        "gateway `{}` uses sigv4 but the worker has no AWS credentials or region: configure them",
+                        gateway.name
+                    ))
+                })?;
+                let inner = reqwest::Client::builder()
+                    .pool_max_idle_per_host(0)
+                    .build()
+                    .unwrap_or_default();
+                let signer = SigV4Http::new(inner, signing.credentials, &signing.region);
+                ().serve(StreamableHttpClientTransport::with_client(signer, config))
+                    .await
+            }
+            _ => ().serve(StreamableHttpClientTransport::from_config(config)).await,
+        };
+        let client = opened.map_err(|e| {
             StepError::unavailable(format!(
                 "cannot open an MCP session with gateway `{}` at {url}: {e}",
                 gateway.name
@@ -151,10 +185,7 @@ impl Gateways {
     async fn auth_token(&self, gateway: &Gateway) -> Result<Option<String>, StepError> {
         match &gateway.auth {
             GatewayAuth::None => Ok(None),
-            GatewayAuth::Sigv4 => Err(StepError::rejected(format!(
-                "gateway `{}`: sigv4 gateway auth is not supported yet, use oauth or none",
-                gateway.name
-            ))),
+            GatewayAuth::Sigv4 => Ok(None),
             GatewayAuth::Oauth {
                 token_url,
                 client_id,

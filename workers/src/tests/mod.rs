@@ -45,6 +45,7 @@ impl Mocks<'_> {
                 self.agentcore.iter().copied(),
                 |c| c.retry_config(o5.clone())
             ),
+            signing: None,
         };
         let settings = Settings {
             table: "garden".into(),

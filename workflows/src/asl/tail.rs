@@ -3,8 +3,13 @@
 
 use serde_json::{Map, Value, json};
 
-use super::{Emitter, FAILURE_STATUS, OUTPUT_STEP, READ_FAILURE, RENDER_OUTPUT, SUCCEEDED, Scope};
+use super::{
+    Emitter, FAILURE_STATUS, OUTPUT_STEP, READ_FAILURE, RENDER_OUTPUT, STEP_FAILED_ERROR, STEP_FUNCTIONS_ERROR,
+    SUCCEEDED, Scope, TIMED_OUT_ERROR,
+};
 use crate::wire::{Action, StepSpec, TaskKind};
+
+const END_JOB: &str = "End job";
 
 impl Emitter<'_> {
     /// The states after the steps: the output, the job's terminal status, and failure handling.
@@ -127,7 +132,7 @@ impl Emitter<'_> {
             self.update_job(
                 "SET #status = :status, #error = :error, #cause = :cause, #failed_step = :step, #updated_at = :now",
                 with_step,
-                "Job failed",
+                END_JOB,
             ),
         );
         main.add(
@@ -135,8 +140,32 @@ impl Emitter<'_> {
             self.update_job(
                 "SET #status = :status, #error = :error, #cause = :cause, #updated_at = :now",
                 values,
-                "Job failed",
+                END_JOB,
             ),
+        );
+        // A Fail state may not raise an error named `States.*`: those get a name of our own.
+        main.add(
+            END_JOB,
+            json!({
+                "Type": "Choice",
+                "Choices": [
+                    {"Variable": "$.failure.status", "StringEquals": "TIMED_OUT", "Next": "Job timed out"},
+                    {"Variable": "$.failure.Error", "StringMatches": "States.*", "Next": "Job failed in Step Functions"},
+                ],
+                "Default": "Job failed",
+            }),
+        );
+        main.add(
+            "Job timed out",
+            json!({"Type": "Fail", "Error": TIMED_OUT_ERROR, "CausePath": "$.failure.Cause"}),
+        );
+        main.add(
+            "Job failed in Step Functions",
+            json!({
+                "Type": "Fail",
+                "Error": STEP_FUNCTIONS_ERROR,
+                "CausePath": "States.Format('{}: {}', $.failure.Error, $.failure.Cause)",
+            }),
         );
         main.add(
             "Job failed",
@@ -182,13 +211,15 @@ pub(super) fn failed_in_branch(step: &str, rethrow: &str) -> Value {
     name_failed_step(step, rethrow)
 }
 
-/// Fails the branch with the caught error; the cause becomes the JSON of
-/// `{Error, Cause, failed_step}`, which the main flow reads back.
+/// Fails the branch; the cause is the JSON of the caught error with the
+/// failed step, `{Error, Cause, failed_step}`, which the main flow reads
+/// back. The error name is our own: a Fail state may not raise `States.*`
+/// names such as `States.Timeout`.
 pub(super) fn add_rethrow(scope: &mut Scope, name: &str) {
     if !scope.states.contains_key(name) {
         scope.add(
             name,
-            json!({"Type": "Fail", "ErrorPath": "$.failure.Error", "CausePath": "States.JsonToString($.failure)"}),
+            json!({"Type": "Fail", "Error": STEP_FAILED_ERROR, "CausePath": "States.JsonToString($.failure)"}),
         );
     }
 }

@@ -79,6 +79,7 @@ impl Resolver<'_> {
                     );
                     return None;
                 }
+                self.output_property(dep, path, span);
                 Some(dep)
             }
             Some("item") if has_item => None,
@@ -122,6 +123,34 @@ impl Resolver<'_> {
     }
 
     /// Warns about `input.x` when the input schema lists its properties and `x` is not one of them.
+    /// Warns about `steps.X.output.field` when X is a model step whose
+    /// `output_schema` lists its properties and `field` is not one of them.
+    pub(super) fn output_property(&mut self, dep: usize, path: &Path, span: Span) {
+        let Some(Segment::Key(field)) = path.segments.get(3) else {
+            return;
+        };
+        let StepKindDef::Model(model) = &self.def.steps[dep].kind else {
+            return;
+        };
+        let Some(schema) = &model.output_schema else {
+            return;
+        };
+        let Some(props) = schema.get("properties").and_then(Value::as_object) else {
+            return;
+        };
+        if props.contains_key(field) || schema.get("additionalProperties") == Some(&Value::Bool(true)) {
+            return;
+        }
+        let step = &self.def.steps[dep].name.value;
+        let problem = Problem::warning(
+            "garden::output",
+            format!("the `output_schema` of `{step}` has no property `{field}`"),
+        )
+        .at(self.file, span, "not in the output schema")
+        .help(suggestion(field, props.keys().map(String::as_str)));
+        self.diags.push(problem);
+    }
+
     /// Warns about input properties no template reads.
     pub(super) fn unread_inputs(&mut self) {
         let (Some(read), Some(node)) = (&self.inputs_read, &self.def.input_node) else {
