@@ -14,6 +14,7 @@ use miette::{IntoDiagnostic, WrapErr, miette};
 use serde_json::{Value, json};
 
 use crate::deploy::TargetArgs;
+use crate::offline::out;
 
 #[derive(clap::Args)]
 pub struct SubmitArgs {
@@ -207,7 +208,7 @@ pub async fn submit(args: SubmitArgs) -> miette::Result<ExitCode> {
         .map_err(|e| miette!("cannot send the job message: {}", garden_infra::error_message(&e)))?;
     eprintln!("submitted job {job_id} ({}) to {queue}", args.workflow);
     if !args.wait {
-        println!("{job_id}");
+        out(&job_id)?;
         return Ok(ExitCode::SUCCESS);
     }
     wait_for(&session, &job_id, Duration::from_secs(args.timeout)).await
@@ -281,8 +282,8 @@ pub async fn status(args: StatusArgs) -> miette::Result<ExitCode> {
     let job = session.job(&args.job_id).await?;
     let steps = session.steps(&args.job_id).await?;
     if args.json {
-        let out = json!({"job": job, "steps": steps});
-        println!("{}", serde_json::to_string_pretty(&out).into_diagnostic()?);
+        let shown = json!({"job": job, "steps": steps});
+        out(&serde_json::to_string_pretty(&shown).into_diagnostic()?)?;
     } else {
         print_job(&job, &steps);
     }
@@ -310,7 +311,7 @@ fn print_job(job: &JobItem, steps: &[StepItem]) {
     }
     eprintln!("  model tokens: {input_tokens} in, {output_tokens} out");
     if let Some(output) = &job.output {
-        println!("{}", serde_json::to_string_pretty(output).unwrap_or_default());
+        let _ = out(&serde_json::to_string_pretty(output).unwrap_or_default());
     }
 }
 
@@ -369,18 +370,18 @@ pub async fn list(args: JobsArgs) -> miette::Result<ExitCode> {
     jobs.sort_by(|a, b| b.created_at.cmp(&a.created_at));
     jobs.truncate(args.limit);
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&jobs).into_diagnostic()?);
+        out(&serde_json::to_string_pretty(&jobs).into_diagnostic()?)?;
         return Ok(ExitCode::SUCCESS);
     }
     for job in &jobs {
         let note = job.reason.as_deref().or(job.error.as_deref()).unwrap_or("");
-        println!(
+        out(&format!(
             "{:<40} {:<20} {:<10} {}  {note}",
             job.job_id,
             job.workflow,
             job.status.as_str(),
             job.created_at
-        );
+        ))?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -192,7 +192,7 @@ fn print_warnings(wf: &Workflow) {
 }
 
 /// Writes a line to standard output; a closed pipe (`garden graph ... | head`) is not an error.
-fn out(line: &str) -> miette::Result<()> {
+pub(crate) fn out(line: &str) -> miette::Result<()> {
     match writeln!(std::io::stdout().lock(), "{line}") {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e).into_diagnostic(),
         _ => Ok(()),
