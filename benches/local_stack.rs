@@ -982,16 +982,16 @@ impl Figures {
             format!("{:.1}/s", self.start_par.per_second()),
         );
         line(
+            "bare StartExecution on bench-chain's machine, 4 at once",
+            format!("{:.1}/s", self.start_workflow.per_second()),
+        );
+        line(
             "dispatcher admission",
             format!("{:.1}/s", self.admission.rate.per_second()),
         );
         line(
             "ratio dispatcher / bare sequential",
             format!("{:.2}x", self.admission.rate.per_second() / self.start_seq.per_second()),
-        );
-        line(
-            "bare StartExecution on bench-chain's machine, 4 at once",
-            format!("{:.1}/s", self.start_workflow.per_second()),
         );
         line(
             "ratio dispatcher / bare 4 at once on bench-chain's machine",

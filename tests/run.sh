@@ -28,7 +28,8 @@ done
 bash localstack/agent/install.sh
 
 step "build"
-cargo build --workspace --bins --locked
+# --tests too: the test build then reuses these artifacts (same features)
+cargo build --workspace --bins --tests --locked
 
 step "local stack"
 if [ "${GARDEN_KEEP_STACK:-0}" != 1 ]; then
