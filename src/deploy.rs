@@ -176,7 +176,11 @@ fn deployment_of(compiled: &garden_workflows::Compiled) -> WorkflowDeployment {
 }
 
 fn print_report(verb: &str, core: &CoreOutputs, report: &Report, functions: bool) {
-    let changed = report.entries.len() - report.count(&garden_infra::Change::Unchanged);
+    use garden_infra::Change;
+    let changed = [Change::Created, Change::Updated, Change::Deleted]
+        .iter()
+        .map(|c| report.count(c))
+        .sum::<usize>();
     eprintln!(
         "garden {verb}: account {} region {}, {} resources, {changed} changed",
         core.account,

@@ -3,8 +3,8 @@
 //! and the output step, to a finished job item.
 //!
 //! Needs LocalStack on 127.0.0.1:4566 (`localstack/up.sh`) and the MCP test
-//! server's packages (`npm ci --prefix workers/tests/mcp`); run with
-//! `cargo test -p garden-workers --test localstack_loop -- --ignored`.
+//! server's packages (`npm ci --prefix workers/tests/mcp`), both of which
+//! `tests/run.sh` provides.
 
 use std::net::TcpStream;
 use std::path::PathBuf;
@@ -132,7 +132,6 @@ fn task_state(queue_url: &str, step: &str, spec: Value, next: Option<&str>) -> V
 }
 
 #[tokio::test]
-#[ignore = "needs LocalStack on 127.0.0.1:4566: run with --ignored"]
 async fn a_job_runs_through_the_local_loop() {
     assert!(
         TcpStream::connect(("127.0.0.1", 4566)).is_ok(),
