@@ -8,19 +8,19 @@
 #
 # Approval steps are answered by this script (as `garden approve` would be by a person) so
 # that the job can finish unattended. Everything it starts stays up for you to explore:
-#   source localstack/env.sh; target/debug/garden jobs
+#   source localstack/env.sh; target/debug/garden jobs   (or $CARGO_TARGET_DIR/debug/garden)
 # and `bash localstack/down.sh` stops it all.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 WORKFLOW=${1:-research-brief}
 RUN=localstack/.run
-GARDEN=target/debug/garden
+GARDEN=${CARGO_TARGET_DIR:-target}/debug/garden
 step() { printf '\n==> %s\n' "$*" >&2; }
 
 [ -f "definitions/$WORKFLOW.yaml" ] || { echo "no definitions/$WORKFLOW.yaml" >&2; exit 2; }
 
 step "build (first time: a few minutes for the AWS SDK crates)"
-cargo build --locked --bin garden --bin garden-standins
+cargo build --locked -p garden --bin garden -p garden-standins --bin garden-standins
 
 step "local stack"
 bash localstack/up.sh

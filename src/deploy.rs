@@ -91,14 +91,14 @@ pub async fn deploy(args: DeployArgs) -> miette::Result<ExitCode> {
     }
     let config = args.target.sdk_config().await;
     let deployer = Deployer::new(&config);
-    let (core, mut report) = deployer.deploy_core(&spec).await.map_err(|e| miette!("{e}"))?;
+    let (core, mut report) = deployer.deploy_core(&spec).await.map_err(infra_failure)?;
     let functions = match &args.functions {
         Some(dir) => {
             let artifacts = garden_infra::functions::Artifacts::in_target(dir);
             let done = garden_infra::functions::FunctionDeployer::new(&config)
                 .deploy(&core, &artifacts)
                 .await
-                .map_err(|e| miette!("{e}"))?;
+                .map_err(infra_failure)?;
             report.extend(done);
             true
         }
@@ -111,7 +111,7 @@ pub async fn deploy(args: DeployArgs) -> miette::Result<ExitCode> {
         let done = deployer
             .deploy_workflow(&core, &deployment)
             .await
-            .map_err(|e| miette!("{e}"))
+            .map_err(infra_failure)
             .wrap_err_with(|| format!("deploying workflow `{}`", deployment.name))?;
         report.extend(done);
     }
@@ -122,10 +122,23 @@ pub async fn deploy(args: DeployArgs) -> miette::Result<ExitCode> {
 pub async fn destroy(args: DestroyArgs) -> miette::Result<ExitCode> {
     let spec = CoreSpec::new(&args.target.prefix, ScheduleRoute::SchedulerAndRules);
     let deployer = Deployer::new(&args.target.sdk_config().await);
-    let report = deployer.destroy(&spec).await.map_err(|e| miette!("{e}"))?;
+    let report = deployer.destroy(&spec).await.map_err(infra_failure)?;
     eprintln!("garden destroy: {} resources deleted", report.entries.len());
     eprint!("{report}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// A deployment failure, with the fix when the cause is a common one.
+fn infra_failure(err: garden_infra::InfraError) -> miette::Report {
+    let text = err.to_string();
+    if text.contains("Connection refused") || text.contains("dispatch failure") {
+        let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| "AWS".to_owned());
+        return miette!(
+            help = "start the local stack with `bash localstack/up.sh`, or check AWS_ENDPOINT_URL and your AWS profile",
+            "{text} (endpoint: {endpoint})"
+        );
+    }
+    miette!("{text}")
 }
 
 /// Every definition in a folder, in name order; `resources.yaml` is the shared

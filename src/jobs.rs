@@ -85,6 +85,41 @@ pub struct ApproveArgs {
     pub target: TargetArgs,
 }
 
+/// An AWS failure in words a person can act on: the two common causes (the
+/// endpoint is down, nothing is deployed) get their fix; anything else keeps
+/// the provider's own message.
+fn failed(what: &str, table: &str, cause: &str) -> miette::Report {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| "AWS".to_owned());
+    let short = cause.lines().next().unwrap_or_default();
+    if [
+        "Connection refused",
+        "dispatch failure",
+        "error trying to connect",
+        "io error",
+    ]
+    .iter()
+    .any(|sign| cause.contains(sign))
+    {
+        miette!(
+            help = "start the local stack with `bash localstack/up.sh`, or check AWS_ENDPOINT_URL and your AWS profile",
+            "{what}: cannot reach {endpoint}"
+        )
+    } else if ["ResourceNotFoundException", "NonExistentQueue", "QueueDoesNotExist"]
+        .iter()
+        .any(|sign| cause.contains(sign))
+    {
+        miette!(
+            help = "deploy first with `garden deploy` (and the same --prefix / GARDEN_PREFIX)",
+            "{what}: the table `{table}` or its queues do not exist at {endpoint}"
+        )
+    } else {
+        miette!("{what}: {short}")
+    }
+}
+
+/// The largest message body SQS takes (256 KiB), as the dispatcher enforces it.
+const MAX_MESSAGE_BYTES: usize = 256 * 1024;
+
 /// AWS clients and the table, for one command.
 struct Session {
     ddb: aws_sdk_dynamodb::Client,
@@ -109,7 +144,7 @@ impl Session {
     async fn job(&self, job_id: &str) -> miette::Result<JobItem> {
         store::get_job(&self.ddb, &self.table, job_id)
             .await
-            .map_err(|e| miette!("cannot read job `{job_id}`: {e}"))?
+            .map_err(|e| failed(&format!("cannot read job `{job_id}`"), &self.table, &e.to_string()))?
             .ok_or_else(|| {
                 miette!(
                     help = "list recent jobs with `garden jobs`",
@@ -134,10 +169,10 @@ impl Session {
             .send();
         while let Some(item) = pages.next().await {
             let item = item.map_err(|e| {
-                miette!(
-                    "cannot list workflows in table `{}`: {}",
-                    self.table,
-                    garden_infra::error_message(&e)
+                failed(
+                    &format!("cannot list workflows in table `{}`", self.table),
+                    &self.table,
+                    &garden_infra::error_message(&e),
                 )
             })?;
             if let Some(name) = item
@@ -152,9 +187,13 @@ impl Session {
     }
 
     async fn steps(&self, job_id: &str) -> miette::Result<Vec<StepItem>> {
-        store::list_steps(&self.ddb, &self.table, job_id)
-            .await
-            .map_err(|e| miette!("cannot read the steps of job `{job_id}`: {e}"))
+        store::list_steps(&self.ddb, &self.table, job_id).await.map_err(|e| {
+            failed(
+                &format!("cannot read the steps of job `{job_id}`"),
+                &self.table,
+                &e.to_string(),
+            )
+        })
     }
 }
 
@@ -163,13 +202,25 @@ pub async fn submit(args: SubmitArgs) -> miette::Result<ExitCode> {
     let session = Session::new(&args.target).await;
     let deployed = store::get_workflow(&session.ddb, &session.table, &args.workflow)
         .await
-        .map_err(|e| miette!("cannot read the workflow registry in table `{}`: {e}", session.table))?;
-    if deployed.is_none() {
+        .map_err(|e| failed("cannot read the workflow registry", &session.table, &e.to_string()))?;
+    let Some(deployed) = deployed else {
         return Err(miette!(
-            help = "deploy it first: `garden deploy definitions/{}.yaml`",
+            help = format!("deploy it first: `garden deploy definitions/{}.yaml`", args.workflow),
             "workflow `{}` is not deployed in table `{}`",
             args.workflow,
             session.table
+        ));
+    };
+    // The dispatcher checks the input too; checking here tells the person
+    // who typed it at once instead of in a REJECTED job later.
+    if let Some(schema) = &deployed.input_schema
+        && let Err(problems) = garden_workers::schema::check(schema, &input)
+    {
+        return Err(miette!(
+            help = "fix the input; `garden compile --explain` and the definition's `input` show what it takes",
+            "the input does not match the input schema of `{}`: {}",
+            args.workflow,
+            problems.join("; ")
         ));
     }
     let job_id = match (&args.job_id, &args.idempotency_key) {
@@ -183,6 +234,14 @@ pub async fn submit(args: SubmitArgs) -> miette::Result<ExitCode> {
         job_id: args.idempotency_key.is_none().then(|| job_id.clone()),
         idempotency_key: args.idempotency_key.clone(),
     };
+    let body = serde_json::to_string(&message).into_diagnostic()?;
+    if body.len() > MAX_MESSAGE_BYTES {
+        return Err(miette!(
+            help = "keep large inputs in S3 or DynamoDB and pass a reference to them",
+            "the job message is {} bytes, more than the {MAX_MESSAGE_BYTES} an SQS message may carry",
+            body.len()
+        ));
+    }
     let queue = garden_workflows::target::jobs_queue_name(&session.prefix);
     let queue_url = session
         .sqs
@@ -191,9 +250,10 @@ pub async fn submit(args: SubmitArgs) -> miette::Result<ExitCode> {
         .send()
         .await
         .map_err(|e| {
-            miette!(
-                "cannot find the jobs queue `{queue}`: {}",
-                garden_infra::error_message(&e)
+            failed(
+                &format!("cannot find the jobs queue `{queue}`"),
+                &session.table,
+                &garden_infra::error_message(&e),
             )
         })?
         .queue_url
@@ -202,10 +262,16 @@ pub async fn submit(args: SubmitArgs) -> miette::Result<ExitCode> {
         .sqs
         .send_message()
         .queue_url(&queue_url)
-        .message_body(serde_json::to_string(&message).into_diagnostic()?)
+        .message_body(body)
         .send()
         .await
-        .map_err(|e| miette!("cannot send the job message: {}", garden_infra::error_message(&e)))?;
+        .map_err(|e| {
+            failed(
+                "cannot send the job message",
+                &session.table,
+                &garden_infra::error_message(&e),
+            )
+        })?;
     eprintln!("submitted job {job_id} ({}) to {queue}", args.workflow);
     if !args.wait {
         out(&job_id)?;
@@ -227,7 +293,7 @@ fn read_input(text: &str) -> miette::Result<Value> {
     };
     serde_json::from_str(&text).map_err(|e| {
         miette!(
-            help = "pass JSON, for example --input '{{\"topic\": \"tides\"}}', or @file.json",
+            help = r#"pass JSON, for example --input '{"topic": "tides"}', or @file.json"#,
             "{source} is not JSON: {e}"
         )
     })
@@ -241,7 +307,7 @@ async fn wait_for(session: &Session, job_id: &str, timeout: Duration) -> miette:
     loop {
         let job = store::get_job(&session.ddb, &session.table, job_id)
             .await
-            .map_err(|e| miette!("cannot read job `{job_id}`: {e}"))?;
+            .map_err(|e| failed(&format!("cannot read job `{job_id}`"), &session.table, &e.to_string()))?;
         if let Some(job) = &job {
             for step in session.steps(job_id).await? {
                 let key = step_label(&step);
@@ -291,14 +357,18 @@ pub async fn status(args: StatusArgs) -> miette::Result<ExitCode> {
 }
 
 fn print_job(job: &JobItem, steps: &[StepItem]) {
-    eprintln!("job {}  workflow {}  {}", job.job_id, job.workflow, job.status.as_str());
-    eprintln!("  created {}  updated {}", job.created_at, job.updated_at);
+    // What a person reads goes to standard output, so that it can be piped.
+    macro_rules! show {
+        ($($arg:tt)*) => { let _ = out(&format!($($arg)*)); };
+    }
+    show!("job {}  workflow {}  {}", job.job_id, job.workflow, job.status.as_str());
+    show!("  created {}  updated {}", job.created_at, job.updated_at);
     if let Some(reason) = &job.reason {
-        eprintln!("  rejected: {reason}");
+        show!("  rejected: {reason}");
     }
     if let Some(error) = &job.error {
         let step = job.failed_step.as_deref().unwrap_or("-");
-        eprintln!(
+        show!(
             "  failed at step {step}: {error}: {}",
             job.cause.as_deref().unwrap_or("")
         );
@@ -307,9 +377,9 @@ fn print_job(job: &JobItem, steps: &[StepItem]) {
         (i + s.input_tokens.unwrap_or(0), o + s.output_tokens.unwrap_or(0))
     });
     for step in steps {
-        eprintln!("  {}", step_line(step));
+        show!("  {}", step_line(step));
     }
-    eprintln!("  model tokens: {input_tokens} in, {output_tokens} out");
+    show!("  model tokens: {input_tokens} in, {output_tokens} out");
     if let Some(output) = &job.output {
         let _ = out(&serde_json::to_string_pretty(output).unwrap_or_default());
     }
@@ -360,7 +430,13 @@ pub async fn list(args: JobsArgs) -> miette::Result<ExitCode> {
     for workflow in &workflows {
         let found = store::list_jobs_by_workflow(&session.ddb, &session.table, workflow, args.limit.min(10_000) as i32)
             .await
-            .map_err(|e| miette!("cannot list jobs of `{workflow}`: {e}"))?;
+            .map_err(|e| {
+                failed(
+                    &format!("cannot list jobs of `{workflow}`"),
+                    &session.table,
+                    &e.to_string(),
+                )
+            })?;
         jobs.extend(
             found
                 .into_iter()

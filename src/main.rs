@@ -1,5 +1,6 @@
 //! `garden`: check, compile, deploy and run agent workflows on AWS Step Functions.
 
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -48,6 +49,15 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.verbose);
+    // Ids and commands in hints must stay whole to be copied: no wrapping.
+    let _ = miette::set_hook(Box::new(|_| {
+        Box::new(
+            miette::MietteHandlerOpts::new()
+                .wrap_lines(false)
+                .break_words(false)
+                .build(),
+        )
+    }));
     let result = match cli.command {
         Command::Validate(args) => offline::validate(args),
         Command::Compile(args) => offline::compile(args),
@@ -64,7 +74,8 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(report) => {
-            eprintln!("{report:?}");
+            // A closed stderr (`garden ... 2>&1 | head`) is no reason to panic.
+            let _ = writeln!(std::io::stderr(), "{report:?}");
             ExitCode::FAILURE
         }
     }
@@ -88,5 +99,6 @@ fn init_tracing(verbose: u8) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 }

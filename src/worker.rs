@@ -40,7 +40,9 @@ pub struct WorkerArgs {
     #[arg(long, env = "GARDEN_CONCURRENCY_CONTROL", default_value_t = 4)]
     control: usize,
     /// Seconds a received message stays invisible; renewed while a step runs.
-    #[arg(long, env = "GARDEN_VISIBILITY_TIMEOUT", default_value_t = 60)]
+    /// A worker that dies leaves its messages to come back after this long, so
+    /// keep it below the shortest `heartbeat` of the workflows.
+    #[arg(long, env = "GARDEN_VISIBILITY_TIMEOUT", default_value_t = 20)]
     visibility_timeout: i32,
     /// Seconds to finish in-flight messages on Ctrl-C before releasing them.
     #[arg(long, env = "GARDEN_SHUTDOWN_GRACE", default_value_t = 30)]

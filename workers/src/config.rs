@@ -118,7 +118,7 @@ impl Default for Settings {
                 .map(|k| (k, k.default_concurrency()))
                 .collect(),
             only: Vec::new(),
-            visibility_timeout_secs: 60,
+            visibility_timeout_secs: 20,
             wait_time_secs: 10,
             grace: Duration::from_secs(30),
             registry_ttl: Duration::from_secs(30),

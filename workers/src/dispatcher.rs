@@ -163,6 +163,13 @@ async fn dispatch(ctx: &Context, message_id: &str, body: &str) -> Result<Dispatc
         // A duplicate. Start again only if the first delivery stopped
         // between writing the job and recording its execution.
         match store::get_job(ddb, table, &job_id).await? {
+            Some(existing) if existing.workflow != message.workflow => {
+                let reason = format!(
+                    "job id `{job_id}` already belongs to a job of workflow `{}`: give this job another id",
+                    existing.workflow
+                );
+                return reject(ctx, &fallback_id, &message.workflow, job.input, true, reason).await;
+            }
             Some(existing) if existing.status == JobStatus::Running && existing.execution_arn.is_none() => {
                 tracing::info!("job exists without an execution: starting it");
             }

@@ -122,9 +122,19 @@ async fn poll(ctx: Arc<Context>, queue: Queue, mut stop: watch::Receiver<bool>) 
         };
         let Some(first) = first else { break };
         let room = 1 + slots.available_permits().min(9);
+        let receiving = receive(&ctx, &queue, room as i32);
+        tokio::pin!(receiving);
         let received = tokio::select! {
-            received = receive(&ctx, &queue, room as i32) => received,
-            _ = stop.changed() => break,
+            received = &mut receiving => received,
+            _ = stop.changed() => {
+                // The long poll may already have taken messages: let it
+                // answer, then hand them straight back to the queue.
+                if let Ok(messages) = receiving.await {
+                    let receipts = messages.into_iter().filter_map(|m| m.receipt_handle).collect();
+                    release(&ctx, &queue, receipts).await;
+                }
+                break;
+            }
         };
         while tasks.try_join_next().is_some() {}
         let messages = match received {
@@ -259,6 +269,11 @@ async fn drain(
         .cloned()
         .collect();
     tracing::warn!(queue = %queue.name, released = receipts.len(), "grace period over: releasing messages");
+    release(ctx, queue, receipts).await;
+}
+
+/// Makes messages visible again at once, for another worker to take.
+async fn release(ctx: &Context, queue: &Queue, receipts: Vec<String>) {
     for receipt in receipts {
         let _ = ctx
             .clients

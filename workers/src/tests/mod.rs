@@ -144,7 +144,44 @@ mod approvals {
         let output = answer(ddb, sfn, "garden", "job-1", "review", decision).await.unwrap();
         assert_eq!(output["approved"], true);
         assert_eq!(success.num_calls(), 1);
-        assert_eq!(update.num_calls(), 1);
+        assert_eq!(update.num_calls(), 2, "the claim, then the answer recorded");
+    }
+
+    #[tokio::test]
+    async fn a_second_answer_at_the_same_time_is_refused() {
+        use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+        use aws_sdk_dynamodb::types::error::ConditionalCheckFailedException;
+        let get = waiting();
+        let taken = mock!(Ddb::update_item).then_error(|| {
+            UpdateItemError::ConditionalCheckFailedException(ConditionalCheckFailedException::builder().build())
+        });
+        let success = mock!(Sfn::send_task_success).then_output(|| SendTaskSuccessOutput::builder().build());
+        let ctx = Mocks {
+            ddb: vec![&get, &taken],
+            sfn: vec![&success],
+            ..Mocks::default()
+        }
+        .context();
+        let decision = Decision::Approve {
+            comment: None,
+            by: None,
+        };
+        let err = answer(
+            &ctx.clients.ddb,
+            &ctx.clients.sfn,
+            "garden",
+            "job-1",
+            "review",
+            decision,
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(err, ApprovalError::NotWaiting { .. }), "{err}");
+        assert_eq!(
+            success.num_calls(),
+            0,
+            "the token is sent back once, by the first answer"
+        );
     }
 
     #[tokio::test]
