@@ -186,14 +186,20 @@ impl Session {
         Ok(names)
     }
 
+    /// The job's steps in the order they started (not yet started last).
     async fn steps(&self, job_id: &str) -> miette::Result<Vec<StepItem>> {
-        store::list_steps(&self.ddb, &self.table, job_id).await.map_err(|e| {
+        let mut steps = store::list_steps(&self.ddb, &self.table, job_id).await.map_err(|e| {
             failed(
                 &format!("cannot read the steps of job `{job_id}`"),
                 &self.table,
                 &e.to_string(),
             )
-        })
+        })?;
+        steps.sort_by(|a, b| {
+            let started = |s: &StepItem| s.started_at.clone().unwrap_or_else(|| "~".to_owned());
+            (started(a), &a.step, a.item).cmp(&(started(b), &b.step, b.item))
+        });
+        Ok(steps)
     }
 }
 
