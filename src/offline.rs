@@ -65,7 +65,7 @@ pub fn validate(args: ValidateArgs) -> miette::Result<ExitCode> {
                 Ok(_) => out(&format!("ok  {} (shared resources)", file.display()))?,
                 Err(diags) => {
                     failed = true;
-                    eprintln!("{:?}", Report::new(diags));
+                    report(diags);
                 }
             }
             continue;
@@ -82,7 +82,7 @@ pub fn validate(args: ValidateArgs) -> miette::Result<ExitCode> {
             }
             Err(diags) => {
                 failed = true;
-                eprintln!("{:?}", Report::new(diags));
+                report(diags);
             }
         }
     }
@@ -91,7 +91,7 @@ pub fn validate(args: ValidateArgs) -> miette::Result<ExitCode> {
 
 /// Compiles one definition and writes its artifacts.
 pub fn compile(args: CompileArgs) -> miette::Result<ExitCode> {
-    let Ok(wf) = load(&args.file).map_err(|d| eprintln!("{:?}", Report::new(d))) else {
+    let Ok(wf) = load(&args.file).map_err(report) else {
         return Ok(ExitCode::FAILURE);
     };
     print_warnings(&wf);
@@ -99,7 +99,7 @@ pub fn compile(args: CompileArgs) -> miette::Result<ExitCode> {
     let compiled = match compile_workflow(&wf, &target) {
         Ok(c) => c,
         Err(diags) => {
-            eprintln!("{:?}", Report::new(diags));
+            report(diags);
             return Ok(ExitCode::FAILURE);
         }
     };
@@ -134,7 +134,7 @@ pub fn compile(args: CompileArgs) -> miette::Result<ExitCode> {
 
 /// Prints the dependency graph.
 pub fn graph(args: GraphArgs) -> miette::Result<ExitCode> {
-    let Ok(wf) = load(&args.file).map_err(|d| eprintln!("{:?}", Report::new(d))) else {
+    let Ok(wf) = load(&args.file).map_err(report) else {
         return Ok(ExitCode::FAILURE);
     };
     let text = match args.format {
@@ -188,7 +188,21 @@ fn print_warnings(wf: &Workflow) {
     let diags = Diagnostics {
         problems: wf.warnings.clone(),
     };
-    eprintln!("{:?}", Report::new(diags));
+    report(diags);
+}
+
+/// Prints a definition's problems: the first fifty in full, then a count.
+/// Past that many the rest mostly echo the first ones, and rendering each
+/// with its source costs more than it tells.
+fn report(mut diags: Diagnostics) {
+    const SHOWN: usize = 50;
+    let hidden = diags.problems.len().saturating_sub(SHOWN);
+    diags.problems.truncate(SHOWN);
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "{:?}", Report::new(diags));
+    if hidden > 0 {
+        let _ = writeln!(err, "... and {hidden} more problems: fix these first");
+    }
 }
 
 /// Writes a line to standard output; a closed pipe (`garden graph ... | head`) is not an error.

@@ -266,8 +266,12 @@ impl From<Problem> for Diagnostics {
 
 /// The closest of `candidates` to `word`, when close enough to be a likely typo.
 pub fn did_you_mean<'c>(word: &str, candidates: impl IntoIterator<Item = &'c str>) -> Option<&'c str> {
+    // A typo seldom changes a name's length by much; skipping the rest keeps
+    // thousands of bad references against thousands of steps cheap.
+    let slack = 2 + word.len() / 4;
     candidates
         .into_iter()
+        .filter(|c| c.len().abs_diff(word.len()) <= slack)
         .map(|c| (strsim::jaro_winkler(word, c), c))
         .filter(|(score, _)| *score > 0.8)
         .max_by(|a, b| a.0.total_cmp(&b.0))
@@ -279,12 +283,32 @@ pub fn suggestion<'c>(word: &str, candidates: impl IntoIterator<Item = &'c str> 
     match did_you_mean(word, candidates.clone()) {
         Some(best) => format!("did you mean `{best}`?"),
         None => {
-            let all: Vec<_> = candidates.into_iter().map(|c| format!("`{c}`")).collect();
-            if all.is_empty() {
-                "there is nothing of that name here".into()
-            } else {
-                format!("expected one of {}", all.join(", "))
+            // A long list helps nobody: name a few and count the rest.
+            const LISTED: usize = 12;
+            let mut names = candidates.into_iter();
+            let listed: Vec<_> = names.by_ref().take(LISTED).map(|c| format!("`{c}`")).collect();
+            let more = names.count();
+            match (listed.is_empty(), more) {
+                (true, _) => "there is nothing of that name here".into(),
+                (false, 0) => format!("expected one of {}", listed.join(", ")),
+                (false, more) => format!("expected one of {}, or {more} more", listed.join(", ")),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_typo_finds_its_name_and_a_long_list_is_cut() {
+        let names = ["outline", "gather", "draft", "review"];
+        assert_eq!(did_you_mean("outlnie", names), Some("outline"));
+        assert_eq!(suggestion("drfat", names), "did you mean `draft`?");
+        let many: Vec<String> = (0..40).map(|i| format!("step{i}")).collect();
+        let hint = suggestion("zzzzzzzzzzzzzzzz", many.iter().map(String::as_str));
+        assert!(hint.starts_with("expected one of `step0`"), "{hint}");
+        assert!(hint.ends_with(", or 28 more"), "{hint}");
     }
 }
