@@ -11,6 +11,7 @@ pub mod approval;
 pub mod config;
 pub mod dispatcher;
 pub mod error;
+pub mod gate;
 pub mod keepalive;
 pub mod lambda;
 pub mod local;

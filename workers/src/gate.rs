@@ -1,0 +1,481 @@
+//! Join gates: a step that depends on steps in other branches waits on a task
+//! token that is released when all its dependencies have finished.
+//!
+//! A gate is one item per job and waiting step, `PK=JOB#<job>`,
+//! `SK=GATE#<step>` (`GATE#<step>#<index:06>` for one `for_each` item):
+//!
+//! | attribute | meaning |
+//! |---|---|
+//! | `deps` (SS) | every dependency of the waiting step (absent when there are none) |
+//! | `remaining` (N) | dependencies not finished yet |
+//! | `done` (SS) | dependencies already counted |
+//! | `token`, `token_attempt` | the waiting Task's token and its `$$.State.RetryCount` |
+//! | `opened` (BOOL) | the token was claimed for sending; set once per token |
+//! | `failed`, `failed_error`, `failed_cause` | the first dependency that failed |
+//!
+//! Both sides pass the full dependency list, so whichever comes first creates
+//! the item: [`register`] (the waiting Task, with its token) and [`finish`] (a
+//! dependency, once its outcome is final). Each is one conditional
+//! `UpdateItem` returning the item as written, so the write that makes the
+//! gate ready (token present, and `remaining = 0` or a failure recorded) sees
+//! it: [`GateState::ready`]. Then [`open_if_ready`] claims the gate with
+//! `SET opened` under `attribute_not_exists(opened) AND attribute_exists(token)
+//! AND (remaining = 0 OR attribute_exists(failed))`; only the winner sends the
+//! token back (`SendTaskSuccess`, or `SendTaskFailure` with
+//! [`DEPENDENCY_FAILED`] and the failed dependency's cause, for `on_error`).
+//!
+//! The three orders, each safe when both sides call [`open_if_ready`]:
+//! - the gate registers after the last dependency finished: `remaining` is
+//!   already 0, so [`register`] returns ready and its caller opens;
+//! - the gate registers before: the last [`finish`] brings `remaining` to 0
+//!   with the token present and its caller opens;
+//! - both at once: single-item writes are serialized, so whichever write lands
+//!   second sees both the token and `remaining = 0`; if both callers try to
+//!   open, the conditional claim lets exactly one through.
+//!
+//! A duplicate [`finish`] for a dependency already in `done` fails its
+//! condition and changes nothing; it reads the gate and reports it ready when a
+//! first delivery counted but died before opening. A failed dependency opens
+//! the gate at once; later finishes are still counted but the gate stays open.
+//! A newer attempt of the waiting Task (a higher `token_attempt`) replaces the
+//! token and re-arms the gate; an older one is ignored. If sending fails, the
+//! claim is released so that a retry of the caller's message can open again.
+//! A caller that dies between the claim and the send leaves the gate claimed
+//! (see the `opened_at` attribute); the waiting Task's timeout is the backstop.
+
+use std::collections::{BTreeSet, HashMap};
+
+use aws_sdk_dynamodb::operation::update_item::{UpdateItemError, UpdateItemOutput};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use aws_sdk_sfn::operation::send_task_failure::SendTaskFailureError;
+use aws_sdk_sfn::operation::send_task_success::SendTaskSuccessError;
+use garden_workflows::wire::TaskResult;
+
+use crate::error::{AwsError, Retryable, StoreError};
+use crate::store::{job_pk, now_rfc3339, step_suffix};
+
+/// The error a gate fails its waiting Task with when a dependency failed.
+pub const DEPENDENCY_FAILED: &str = "Garden.DependencyFailed";
+
+type Item = HashMap<String, AttributeValue>;
+
+/// Which gate: the job and the waiting step (or one `for_each` item of it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GateKey {
+    pub job_id: String,
+    pub step: String,
+    pub item: Option<u64>,
+}
+
+impl GateKey {
+    pub fn new(job_id: impl Into<String>, step: impl Into<String>, item: Option<u64>) -> Self {
+        GateKey {
+            job_id: job_id.into(),
+            step: step.into(),
+            item,
+        }
+    }
+
+    pub fn sk(&self) -> String {
+        format!("GATE#{}", step_suffix(&self.step, self.item))
+    }
+
+    fn describe(&self) -> String {
+        format!("{}/{}", job_pk(&self.job_id), self.sk())
+    }
+}
+
+/// How a dependency finished.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DepOutcome {
+    Ok,
+    /// The dependency's error name and the cause it sent to Step Functions.
+    Failed {
+        error: String,
+        cause: String,
+    },
+}
+
+/// The first failed dependency of a gate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DepFailure {
+    pub dependency: String,
+    pub error: String,
+    pub cause: String,
+}
+
+/// A gate as stored after a write.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct GateState {
+    pub deps: BTreeSet<String>,
+    pub done: BTreeSet<String>,
+    pub remaining: i64,
+    pub token: Option<String>,
+    pub token_attempt: Option<u32>,
+    pub opened: bool,
+    pub failed: Option<DepFailure>,
+}
+
+impl GateState {
+    /// Whether the gate can be opened now: a token waits, every dependency
+    /// finished or one failed, and nobody claimed it yet.
+    pub fn ready(&self) -> bool {
+        !self.opened && self.token.is_some() && (self.remaining <= 0 || self.failed.is_some())
+    }
+
+    fn from_item(key: &GateKey, item: &Item) -> Result<Self, StoreError> {
+        let remaining = match item.get("remaining") {
+            Some(AttributeValue::N(n)) => n.parse().ok(),
+            _ => None,
+        }
+        .ok_or_else(|| StoreError::Data {
+            key: key.describe(),
+            message: "gate has no `remaining` count".into(),
+        })?;
+        let failed = get_s(item, "failed").map(|dependency| DepFailure {
+            dependency,
+            error: get_s(item, "failed_error").unwrap_or_default(),
+            cause: get_s(item, "failed_cause").unwrap_or_default(),
+        });
+        Ok(GateState {
+            deps: get_ss(item, "deps"),
+            done: get_ss(item, "done"),
+            remaining,
+            token: get_s(item, "token"),
+            token_attempt: match item.get("token_attempt") {
+                Some(AttributeValue::N(n)) => n.parse().ok(),
+                _ => None,
+            },
+            opened: matches!(item.get("opened"), Some(AttributeValue::Bool(true))),
+            failed,
+        })
+    }
+}
+
+/// What the winner of [`claim`] sends to the waiting Task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Opening {
+    pub token: String,
+    pub failed: Option<DepFailure>,
+    /// The gate as it was when claimed.
+    pub state: GateState,
+}
+
+/// The waiting Task registers its token. `deps` is the waiting step's full
+/// dependency list (the same on every call); `attempt` is the Task's
+/// `$$.State.RetryCount`.
+pub async fn register(
+    ddb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    key: &GateKey,
+    deps: &[String],
+    token: &str,
+    attempt: u32,
+) -> Result<GateState, StoreError> {
+    let deps: BTreeSet<String> = deps.iter().cloned().collect();
+    let set = format!(
+        "SET #token = :token, token_attempt = :attempt, remaining = if_not_exists(remaining, :count), {}",
+        create_clauses(&deps)
+    );
+    // The same attempt again (or the first one): keep whatever was opened.
+    let same = "attribute_not_exists(token_attempt) OR token_attempt = :attempt";
+    let update = |expression: String, condition: &'static str| {
+        write(ddb, table, key, &deps)
+            .update_expression(expression)
+            .condition_expression(condition)
+            .expression_attribute_names("#token", "token")
+            .expression_attribute_values(":token", AttributeValue::S(token.to_owned()))
+            .expression_attribute_values(":attempt", AttributeValue::N(attempt.to_string()))
+    };
+    if let Some(item) = conditional(update(set.clone(), same).send().await)? {
+        return checked(key, &deps, item);
+    }
+    // A newer attempt: its token replaces the old one and the gate re-arms.
+    let newer = format!("{set} REMOVE opened, opened_at");
+    if let Some(item) = conditional(update(newer, "token_attempt < :attempt").send().await)? {
+        tracing::info!(gate = %key.describe(), attempt, "a newer attempt re-armed the gate");
+        return checked(key, &deps, item);
+    }
+    // An older attempt: its token is dead. Opening still sends the newer token.
+    tracing::info!(gate = %key.describe(), attempt, "stale gate registration ignored");
+    read(ddb, table, key).await
+}
+
+/// A dependency of the waiting step finished (its outcome is final). Counts it
+/// once however often it is reported.
+pub async fn finish(
+    ddb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    key: &GateKey,
+    deps: &[String],
+    dep: &str,
+    outcome: &DepOutcome,
+) -> Result<GateState, StoreError> {
+    let deps: BTreeSet<String> = deps.iter().cloned().collect();
+    if !deps.contains(dep) {
+        return Err(StoreError::Data {
+            key: key.describe(),
+            message: format!("`{dep}` is not a dependency of this gate (it waits on {deps:?})"),
+        });
+    }
+    let mut expression = format!(
+        "SET remaining = if_not_exists(remaining, :count) - :one, {}",
+        create_clauses(&deps)
+    );
+    let mut builder = write(ddb, table, key, &deps)
+        .condition_expression("NOT contains(done, :dep)")
+        .expression_attribute_values(":one", AttributeValue::N("1".into()))
+        .expression_attribute_values(":dep", AttributeValue::S(dep.to_owned()))
+        .expression_attribute_values(":done", AttributeValue::Ss(vec![dep.to_owned()]));
+    if let DepOutcome::Failed { error, cause } = outcome {
+        // The first failure is the one the waiting step hears about.
+        expression.push_str(
+            ", failed = if_not_exists(failed, :dep), failed_error = if_not_exists(failed_error, :error), \
+             failed_cause = if_not_exists(failed_cause, :cause)",
+        );
+        builder = builder
+            .expression_attribute_values(":error", AttributeValue::S(error.clone()))
+            .expression_attribute_values(":cause", AttributeValue::S(cause.clone()));
+    }
+    expression.push_str(" ADD done :done");
+    match conditional(builder.update_expression(expression).send().await)? {
+        Some(item) => checked(key, &deps, item),
+        None => {
+            tracing::debug!(gate = %key.describe(), dep, "dependency already counted");
+            read(ddb, table, key).await
+        }
+    }
+}
+
+/// Opens the gate if it is ready and nobody else has: the winner sends the
+/// token back. Returns whether this call opened it.
+pub async fn open_if_ready(
+    ddb: &aws_sdk_dynamodb::Client,
+    sfn: &aws_sdk_sfn::Client,
+    table: &str,
+    key: &GateKey,
+) -> Result<bool, Retryable> {
+    let Some(opening) = claim(ddb, table, key).await? else {
+        return Ok(false);
+    };
+    if let Err(err) = send(sfn, key, &opening).await {
+        // Give the claim back so that the retried message can open the gate.
+        release(ddb, table, key, &opening.token).await?;
+        return Err(err.into());
+    }
+    tracing::info!(gate = %key.describe(), failed = opening.failed.is_some(), "gate opened");
+    Ok(true)
+}
+
+/// The conditional claim of [`open_if_ready`], without the send: `Some` for
+/// exactly one caller per token, once the gate is ready.
+pub async fn claim(ddb: &aws_sdk_dynamodb::Client, table: &str, key: &GateKey) -> Result<Option<Opening>, StoreError> {
+    let claimed = ddb
+        .update_item()
+        .table_name(table)
+        .key("PK", AttributeValue::S(job_pk(&key.job_id)))
+        .key("SK", AttributeValue::S(key.sk()))
+        .update_expression("SET opened = :true, opened_at = :now")
+        .condition_expression(
+            "attribute_not_exists(opened) AND attribute_exists(#token) AND (remaining = :zero OR attribute_exists(failed))",
+        )
+        .expression_attribute_names("#token", "token")
+        .expression_attribute_values(":true", AttributeValue::Bool(true))
+        .expression_attribute_values(":zero", AttributeValue::N("0".into()))
+        .expression_attribute_values(":now", AttributeValue::S(now_rfc3339()))
+        .return_values(ReturnValue::AllNew)
+        .send()
+        .await;
+    let Some(item) = conditional(claimed)? else {
+        return Ok(None);
+    };
+    let state = GateState::from_item(key, &item)?;
+    let token = state.token.clone().ok_or_else(|| StoreError::Data {
+        key: key.describe(),
+        message: "claimed gate has no token".into(),
+    })?;
+    Ok(Some(Opening {
+        token,
+        failed: state.failed.clone(),
+        state,
+    }))
+}
+
+/// Reads a gate (strongly consistent); an absent gate is an error.
+pub async fn read(ddb: &aws_sdk_dynamodb::Client, table: &str, key: &GateKey) -> Result<GateState, StoreError> {
+    let out = ddb
+        .get_item()
+        .table_name(table)
+        .key("PK", AttributeValue::S(job_pk(&key.job_id)))
+        .key("SK", AttributeValue::S(key.sk()))
+        .consistent_read(true)
+        .send()
+        .await
+        .map_err(|e| StoreError::aws("GetItem", e))?;
+    let item = out.item.ok_or_else(|| StoreError::Data {
+        key: key.describe(),
+        message: "gate is missing".into(),
+    })?;
+    GateState::from_item(key, &item)
+}
+
+async fn send(sfn: &aws_sdk_sfn::Client, key: &GateKey, opening: &Opening) -> Result<(), AwsError> {
+    // `Err((gone, error))`: `gone` when the waiting Task no longer takes answers.
+    let sent = match &opening.failed {
+        None => {
+            let result = TaskResult {
+                step: key.step.clone(),
+                item: key.item,
+                exports: Default::default(),
+            };
+            sfn.send_task_success()
+                .task_token(&opening.token)
+                .output(serde_json::to_string(&result).unwrap_or_default())
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|err| {
+                    let gone = matches!(
+                        err.as_service_error(),
+                        Some(
+                            SendTaskSuccessError::TaskTimedOut(_)
+                                | SendTaskSuccessError::InvalidToken(_)
+                                | SendTaskSuccessError::TaskDoesNotExist(_)
+                        )
+                    );
+                    (gone, AwsError::new("SendTaskSuccess", err))
+                })
+        }
+        Some(failure) => sfn
+            .send_task_failure()
+            .task_token(&opening.token)
+            .error(DEPENDENCY_FAILED)
+            .cause(&failure.cause)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|err| {
+                let gone = matches!(
+                    err.as_service_error(),
+                    Some(
+                        SendTaskFailureError::TaskTimedOut(_)
+                            | SendTaskFailureError::InvalidToken(_)
+                            | SendTaskFailureError::TaskDoesNotExist(_)
+                    )
+                );
+                (gone, AwsError::new("SendTaskFailure", err))
+            }),
+    };
+    match sent {
+        Ok(()) => Ok(()),
+        Err((true, _)) => {
+            tracing::warn!(gate = %key.describe(), "the waiting task is gone: nothing to open");
+            Ok(())
+        }
+        Err((false, err)) => Err(err),
+    }
+}
+
+/// Undoes a claim whose send failed, if the token is still the same.
+async fn release(ddb: &aws_sdk_dynamodb::Client, table: &str, key: &GateKey, token: &str) -> Result<(), StoreError> {
+    let released = ddb
+        .update_item()
+        .table_name(table)
+        .key("PK", AttributeValue::S(job_pk(&key.job_id)))
+        .key("SK", AttributeValue::S(key.sk()))
+        .update_expression("REMOVE opened, opened_at")
+        .condition_expression("opened = :true AND #token = :token")
+        .expression_attribute_names("#token", "token")
+        .expression_attribute_values(":true", AttributeValue::Bool(true))
+        .expression_attribute_values(":token", AttributeValue::S(token.to_owned()))
+        .send()
+        .await;
+    conditional(released).map(|_| ())
+}
+
+/// The update every gate write starts from: the key and the values that
+/// create the gate when it is absent.
+fn write(
+    ddb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    key: &GateKey,
+    deps: &BTreeSet<String>,
+) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+    let mut builder = ddb
+        .update_item()
+        .table_name(table)
+        .key("PK", AttributeValue::S(job_pk(&key.job_id)))
+        .key("SK", AttributeValue::S(key.sk()))
+        .expression_attribute_values(":count", AttributeValue::N(deps.len().to_string()))
+        .expression_attribute_values(":now", AttributeValue::S(now_rfc3339()))
+        .expression_attribute_values(":expires", AttributeValue::N(expires().to_string()))
+        .return_values(ReturnValue::AllNew);
+    if !deps.is_empty() {
+        builder = builder.expression_attribute_values(":deps", AttributeValue::Ss(deps.iter().cloned().collect()));
+    }
+    builder
+}
+
+/// The `SET` clauses of every write that may create the gate.
+fn create_clauses(deps: &BTreeSet<String>) -> String {
+    let deps_clause = if deps.is_empty() {
+        ""
+    } else {
+        "deps = if_not_exists(deps, :deps), "
+    };
+    format!("{deps_clause}created_at = if_not_exists(created_at, :now), updated_at = :now, expires_at = :expires")
+}
+
+/// `Some(new item)` when the write happened, `None` when its condition failed.
+fn conditional<R: std::fmt::Debug>(
+    result: Result<UpdateItemOutput, aws_sdk_dynamodb::error::SdkError<UpdateItemError, R>>,
+) -> Result<Option<Item>, StoreError> {
+    match result {
+        Ok(out) => Ok(Some(out.attributes.unwrap_or_default())),
+        Err(err)
+            if matches!(
+                err.as_service_error(),
+                Some(UpdateItemError::ConditionalCheckFailedException(_))
+            ) =>
+        {
+            Ok(None)
+        }
+        Err(err) => Err(StoreError::aws("UpdateItem", err)),
+    }
+}
+
+/// Reads the written gate and checks that both sides agree on its dependencies.
+fn checked(key: &GateKey, deps: &BTreeSet<String>, item: Item) -> Result<GateState, StoreError> {
+    let state = GateState::from_item(key, &item)?;
+    if &state.deps != deps {
+        return Err(StoreError::Data {
+            key: key.describe(),
+            message: format!(
+                "gate waits on {:?} but was called with {:?}: pass the same dependency list on every call",
+                state.deps, deps
+            ),
+        });
+    }
+    Ok(state)
+}
+
+fn get_s(item: &Item, name: &str) -> Option<String> {
+    match item.get(name) {
+        Some(AttributeValue::S(value)) => Some(value.clone()),
+        _ => None,
+    }
+}
+
+fn get_ss(item: &Item, name: &str) -> BTreeSet<String> {
+    match item.get(name) {
+        Some(AttributeValue::Ss(values)) => values.iter().cloned().collect(),
+        _ => BTreeSet::new(),
+    }
+}
+
+fn expires() -> i64 {
+    chrono::Utc::now().timestamp() + crate::store::TTL_DAYS * 86_400
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,331 @@
+//! The gate's writes and its opening against mocked clients.
+
+use aws_sdk_dynamodb::Client as Ddb;
+use aws_sdk_dynamodb::operation::get_item::GetItemOutput;
+use aws_sdk_dynamodb::operation::update_item::{UpdateItemError, UpdateItemOutput};
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::error::ConditionalCheckFailedException;
+use aws_sdk_sfn::Client as Sfn;
+use aws_sdk_sfn::operation::send_task_failure::SendTaskFailureOutput;
+use aws_sdk_sfn::operation::send_task_success::{SendTaskSuccessError, SendTaskSuccessOutput};
+use aws_sdk_sfn::types::error::{InvalidOutput, TaskTimedOut};
+use aws_smithy_mocks::{Rule, mock};
+use serde_json::{Value, json};
+
+use super::*;
+use crate::tests::Mocks;
+
+fn key() -> GateKey {
+    GateKey::new("job-1", "join", None)
+}
+
+fn deps() -> Vec<String> {
+    vec!["a".into(), "b".into()]
+}
+
+fn gate(extra: &[(&str, AttributeValue)]) -> Item {
+    let mut item: Item = [
+        ("PK", AttributeValue::S("JOB#job-1".into())),
+        ("SK", AttributeValue::S("GATE#join".into())),
+        ("deps", AttributeValue::Ss(deps())),
+        ("remaining", AttributeValue::N("0".into())),
+        ("done", AttributeValue::Ss(deps())),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    for (k, v) in extra {
+        item.insert((*k).to_owned(), v.clone());
+    }
+    item
+}
+
+fn claimed(item: Item) -> Rule {
+    mock!(Ddb::update_item)
+        .match_requests(|r| r.update_expression() == Some("SET opened = :true, opened_at = :now"))
+        .then_output(move || UpdateItemOutput::builder().set_attributes(Some(item.clone())).build())
+}
+
+fn refused() -> Rule {
+    mock!(Ddb::update_item).then_error(|| {
+        UpdateItemError::ConditionalCheckFailedException(ConditionalCheckFailedException::builder().build())
+    })
+}
+
+#[test]
+fn gate_keys_follow_the_step_keys() {
+    assert_eq!(key().sk(), "GATE#join");
+    assert_eq!(GateKey::new("j", "merge", Some(7)).sk(), "GATE#merge#000007");
+}
+
+#[test]
+fn a_gate_is_ready_with_a_token_once_all_finished_or_one_failed() {
+    let token = Some("t".to_owned());
+    let all_done = GateState {
+        remaining: 0,
+        token: token.clone(),
+        ..GateState::default()
+    };
+    assert!(all_done.ready());
+    assert!(
+        !GateState {
+            token: None,
+            ..all_done.clone()
+        }
+        .ready(),
+        "no token yet"
+    );
+    assert!(
+        !GateState {
+            opened: true,
+            ..all_done.clone()
+        }
+        .ready(),
+        "already opened"
+    );
+    let waiting = GateState {
+        remaining: 1,
+        ..all_done.clone()
+    };
+    assert!(!waiting.ready());
+    let failure = DepFailure {
+        dependency: "a".into(),
+        error: "Garden.ToolError".into(),
+        cause: "{}".into(),
+    };
+    assert!(
+        GateState {
+            failed: Some(failure),
+            ..waiting
+        }
+        .ready()
+    );
+}
+
+#[tokio::test]
+async fn the_winner_sends_success_with_an_empty_result() {
+    let claim = claimed(gate(&[("token", AttributeValue::S("token-1".into()))]));
+    let success = mock!(Sfn::send_task_success)
+        .match_requests(|r| {
+            r.task_token() == Some("token-1")
+                && serde_json::from_str::<Value>(r.output().unwrap()).unwrap() == json!({"step": "join", "exports": {}})
+        })
+        .then_output(|| SendTaskSuccessOutput::builder().build());
+    let ctx = Mocks {
+        ddb: vec![&claim],
+        sfn: vec![&success],
+        ..Mocks::default()
+    }
+    .context();
+    assert!(
+        open_if_ready(&ctx.clients.ddb, &ctx.clients.sfn, "garden", &key())
+            .await
+            .unwrap()
+    );
+    assert_eq!(success.num_calls(), 1);
+}
+
+#[tokio::test]
+async fn a_failed_dependency_fails_the_waiting_task_with_its_cause() {
+    let cause = r#"{"step":"a","message":"tool broke"}"#;
+    let claim = claimed(gate(&[
+        ("token", AttributeValue::S("token-1".into())),
+        ("remaining", AttributeValue::N("1".into())),
+        ("failed", AttributeValue::S("a".into())),
+        ("failed_error", AttributeValue::S("Garden.ToolError".into())),
+        ("failed_cause", AttributeValue::S(cause.into())),
+    ]));
+    let failure = mock!(Sfn::send_task_failure)
+        .match_requests(move |r| r.error() == Some(DEPENDENCY_FAILED) && r.cause() == Some(cause))
+        .then_output(|| SendTaskFailureOutput::builder().build());
+    let ctx = Mocks {
+        ddb: vec![&claim],
+        sfn: vec![&failure],
+        ..Mocks::default()
+    }
+    .context();
+    assert!(
+        open_if_ready(&ctx.clients.ddb, &ctx.clients.sfn, "garden", &key())
+            .await
+            .unwrap()
+    );
+    assert_eq!(failure.num_calls(), 1);
+}
+
+#[tokio::test]
+async fn a_lost_claim_sends_nothing() {
+    let claim = refused();
+    let success = mock!(Sfn::send_task_success).then_output(|| SendTaskSuccessOutput::builder().build());
+    let ctx = Mocks {
+        ddb: vec![&claim],
+        sfn: vec![&success],
+        ..Mocks::default()
+    }
+    .context();
+    assert!(
+        !open_if_ready(&ctx.clients.ddb, &ctx.clients.sfn, "garden", &key())
+            .await
+            .unwrap()
+    );
+    assert_eq!(success.num_calls(), 0);
+}
+
+#[tokio::test]
+async fn a_failed_send_gives_the_claim_back() {
+    let claim = claimed(gate(&[("token", AttributeValue::S("token-1".into()))]));
+    let release = mock!(Ddb::update_item)
+        .match_requests(|r| r.update_expression() == Some("REMOVE opened, opened_at"))
+        .then_output(|| UpdateItemOutput::builder().build());
+    let broken = mock!(Sfn::send_task_success)
+        .then_error(|| SendTaskSuccessError::InvalidOutput(InvalidOutput::builder().build()));
+    let ctx = Mocks {
+        ddb: vec![&claim, &release],
+        sfn: vec![&broken],
+        ..Mocks::default()
+    }
+    .context();
+    let err = open_if_ready(&ctx.clients.ddb, &ctx.clients.sfn, "garden", &key())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Retryable::Aws(_)), "{err}");
+    assert_eq!(release.num_calls(), 1, "the claim is released for the retry");
+}
+
+#[tokio::test]
+async fn a_waiting_task_that_is_gone_counts_as_opened() {
+    let claim = claimed(gate(&[("token", AttributeValue::S("token-1".into()))]));
+    let gone = mock!(Sfn::send_task_success)
+        .then_error(|| SendTaskSuccessError::TaskTimedOut(TaskTimedOut::builder().build()));
+    let ctx = Mocks {
+        ddb: vec![&claim],
+        sfn: vec![&gone],
+        ..Mocks::default()
+    }
+    .context();
+    assert!(
+        open_if_ready(&ctx.clients.ddb, &ctx.clients.sfn, "garden", &key())
+            .await
+            .unwrap()
+    );
+}
+
+#[tokio::test]
+async fn finish_counts_a_dependency_once_and_records_the_first_failure() {
+    let update = mock!(Ddb::update_item)
+        .match_requests(|r| {
+            let expression = r.update_expression().unwrap_or_default();
+            r.condition_expression() == Some("NOT contains(done, :dep)")
+                && expression.contains("remaining = if_not_exists(remaining, :count) - :one")
+                && expression.contains("failed = if_not_exists(failed, :dep)")
+                && expression.ends_with("ADD done :done")
+                && r.expression_attribute_values().unwrap()[":count"] == AttributeValue::N("2".into())
+        })
+        .then_output(|| {
+            let item = gate(&[
+                ("remaining", AttributeValue::N("1".into())),
+                ("done", AttributeValue::Ss(vec!["a".into()])),
+                ("failed", AttributeValue::S("a".into())),
+                ("failed_error", AttributeValue::S("Garden.ToolError".into())),
+                ("failed_cause", AttributeValue::S("why".into())),
+            ]);
+            UpdateItemOutput::builder().set_attributes(Some(item)).build()
+        });
+    let ctx = Mocks {
+        ddb: vec![&update],
+        ..Mocks::default()
+    }
+    .context();
+    let outcome = DepOutcome::Failed {
+        error: "Garden.ToolError".into(),
+        cause: "why".into(),
+    };
+    let state = finish(&ctx.clients.ddb, "garden", &key(), &deps(), "a", &outcome)
+        .await
+        .unwrap();
+    assert_eq!(update.num_calls(), 1);
+    assert_eq!(state.remaining, 1);
+    assert_eq!(state.failed.as_ref().unwrap().dependency, "a");
+    assert!(!state.ready(), "no token registered yet");
+    let registered = GateState {
+        token: Some("token-1".into()),
+        ..state
+    };
+    assert!(registered.ready(), "a failure opens the gate with dependencies left");
+}
+
+#[tokio::test]
+async fn a_duplicate_finish_reads_the_gate_and_can_still_open_it() {
+    let (duplicate, get) = (
+        refused(),
+        mock!(Ddb::get_item).then_output(|| {
+            GetItemOutput::builder()
+                .set_item(Some(gate(&[("token", AttributeValue::S("token-1".into()))])))
+                .build()
+        }),
+    );
+    let ctx = Mocks {
+        ddb: vec![&duplicate, &get],
+        ..Mocks::default()
+    }
+    .context();
+    let state = finish(&ctx.clients.ddb, "garden", &key(), &deps(), "b", &DepOutcome::Ok)
+        .await
+        .unwrap();
+    assert_eq!(get.num_calls(), 1);
+    assert!(
+        state.ready(),
+        "a first delivery that counted but did not open is finished by the next one"
+    );
+}
+
+#[tokio::test]
+async fn finishing_something_the_gate_does_not_wait_on_is_an_error() {
+    let ctx = Mocks::default().context();
+    let err = finish(&ctx.clients.ddb, "garden", &key(), &deps(), "zzz", &DepOutcome::Ok)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("`zzz` is not a dependency"), "{err}");
+}
+
+#[tokio::test]
+async fn an_older_attempt_does_not_replace_the_token() {
+    let (stale, get) = (
+        refused(),
+        mock!(Ddb::get_item).then_output(|| {
+            let item = gate(&[
+                ("token", AttributeValue::S("token-2".into())),
+                ("token_attempt", AttributeValue::N("2".into())),
+                ("opened", AttributeValue::Bool(true)),
+            ]);
+            GetItemOutput::builder().set_item(Some(item)).build()
+        }),
+    );
+    let ctx = Mocks {
+        ddb: vec![&stale, &get],
+        ..Mocks::default()
+    }
+    .context();
+    let state = register(&ctx.clients.ddb, "garden", &key(), &deps(), "token-1", 1)
+        .await
+        .unwrap();
+    assert_eq!(stale.num_calls(), 2, "same attempt, then newer attempt, both refused");
+    assert_eq!(state.token.as_deref(), Some("token-2"));
+    assert!(!state.ready());
+}
+
+#[tokio::test]
+async fn both_sides_must_agree_on_the_dependencies() {
+    let update = mock!(Ddb::update_item).then_output(|| {
+        let item = gate(&[("deps", AttributeValue::Ss(vec!["a".into(), "c".into()]))]);
+        UpdateItemOutput::builder().set_attributes(Some(item)).build()
+    });
+    let ctx = Mocks {
+        ddb: vec![&update],
+        ..Mocks::default()
+    }
+    .context();
+    let err = register(&ctx.clients.ddb, "garden", &key(), &deps(), "token-1", 0)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("same dependency list"), "{err}");
+}
