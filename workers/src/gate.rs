@@ -42,6 +42,16 @@
 //! claim is released so that a retry of the caller's message can open again.
 //! A caller that dies between the claim and the send leaves the gate claimed
 //! (see the `opened_at` attribute); the waiting Task's timeout is the backstop.
+//!
+//! Not wired yet (tracked in issue 6): the compiler emits no gate Task, and the
+//! step worker does not call [`finish`]. The intended wiring: a Task before the
+//! joining step on the control queue carrying `Action::Gate { deps }`, whose
+//! handler calls [`register`] then [`open_if_ready`], with `ResultPath: null`
+//! and a Catch on `Garden.DependencyFailed` from the step's `on_error`; each
+//! task message lists the gates waiting on its step, and the step worker calls
+//! [`finish`] after storing the outcome (also on the "already succeeded" path,
+//! on terminal failure and on `States.Timeout`), then [`open_if_ready`]; a
+//! skipped `when` step must finish its gates too.
 
 use std::collections::{BTreeSet, HashMap};
 
