@@ -9,6 +9,8 @@ use garden_infra::deploy::{CoreOutputs, ScheduleDeployment, WorkflowDeployment};
 use garden_infra::{CoreSpec, Deployer, Report, ScheduleRoute};
 use miette::{IntoDiagnostic, WrapErr, miette};
 
+use crate::failure::deploy_failed;
+
 #[derive(clap::Args)]
 pub struct DeployArgs {
     /// Definitions to deploy; every `*.yaml` in `definitions/` when none is given.
@@ -81,24 +83,19 @@ pub async fn deploy(args: DeployArgs) -> miette::Result<ExitCode> {
     }
     if args.functions.is_some() {
         // SQS wants a queue's visibility timeout at least its function's timeout.
-        let longest = spec
-            .queues
-            .iter()
-            .filter(|q| q.kind.is_some())
-            .map(|q| q.visibility_timeout_secs)
-            .max();
-        spec = spec.with_task_visibility(longest.unwrap_or(0).max(960));
+        let longest = garden_infra::functions::LONGEST_TIMEOUT_SECS as u32 + 60;
+        spec = spec.with_task_visibility(args.task_visibility.unwrap_or(0).max(longest));
     }
     let config = args.target.sdk_config().await;
     let deployer = Deployer::new(&config);
-    let (core, mut report) = deployer.deploy_core(&spec).await.map_err(infra_failure)?;
+    let (core, mut report) = deployer.deploy_core(&spec).await.map_err(deploy_failed)?;
     let functions = match &args.functions {
         Some(dir) => {
             let artifacts = garden_infra::functions::Artifacts::in_target(dir);
             let done = garden_infra::functions::FunctionDeployer::new(&config)
                 .deploy(&core, &artifacts)
                 .await
-                .map_err(infra_failure)?;
+                .map_err(deploy_failed)?;
             report.extend(done);
             true
         }
@@ -111,7 +108,7 @@ pub async fn deploy(args: DeployArgs) -> miette::Result<ExitCode> {
         let done = deployer
             .deploy_workflow(&core, &deployment)
             .await
-            .map_err(infra_failure)
+            .map_err(deploy_failed)
             .wrap_err_with(|| format!("deploying workflow `{}`", deployment.name))?;
         report.extend(done);
     }
@@ -122,23 +119,10 @@ pub async fn deploy(args: DeployArgs) -> miette::Result<ExitCode> {
 pub async fn destroy(args: DestroyArgs) -> miette::Result<ExitCode> {
     let spec = CoreSpec::new(&args.target.prefix, ScheduleRoute::SchedulerAndRules);
     let deployer = Deployer::new(&args.target.sdk_config().await);
-    let report = deployer.destroy(&spec).await.map_err(infra_failure)?;
+    let report = deployer.destroy(&spec).await.map_err(deploy_failed)?;
     eprintln!("garden destroy: {} resources deleted", report.entries.len());
     eprint!("{report}");
     Ok(ExitCode::SUCCESS)
-}
-
-/// A deployment failure, with the fix when the cause is a common one.
-fn infra_failure(err: garden_infra::InfraError) -> miette::Report {
-    let text = err.to_string();
-    if text.contains("Connection refused") || text.contains("dispatch failure") {
-        let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| "AWS".to_owned());
-        return miette!(
-            help = "start the local stack with `bash localstack/up.sh`, or check AWS_ENDPOINT_URL and your AWS profile",
-            "{text} (endpoint: {endpoint})"
-        );
-    }
-    miette!("{text}")
 }
 
 /// Every definition in a folder, in name order; `resources.yaml` is the shared

@@ -14,6 +14,7 @@ use miette::{IntoDiagnostic, WrapErr, miette};
 use serde_json::{Value, json};
 
 use crate::deploy::TargetArgs;
+use crate::failure::failed;
 use crate::offline::out;
 
 #[derive(clap::Args)]
@@ -85,38 +86,6 @@ pub struct ApproveArgs {
     pub target: TargetArgs,
 }
 
-/// An AWS failure in words a person can act on: the two common causes (the
-/// endpoint is down, nothing is deployed) get their fix; anything else keeps
-/// the provider's own message.
-fn failed(what: &str, table: &str, cause: &str) -> miette::Report {
-    let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| "AWS".to_owned());
-    let short = cause.lines().next().unwrap_or_default();
-    if [
-        "Connection refused",
-        "dispatch failure",
-        "error trying to connect",
-        "io error",
-    ]
-    .iter()
-    .any(|sign| cause.contains(sign))
-    {
-        miette!(
-            help = "start the local stack with `bash localstack/up.sh`, or check AWS_ENDPOINT_URL and your AWS profile",
-            "{what}: cannot reach {endpoint}"
-        )
-    } else if ["ResourceNotFoundException", "NonExistentQueue", "QueueDoesNotExist"]
-        .iter()
-        .any(|sign| cause.contains(sign))
-    {
-        miette!(
-            help = "deploy first with `garden deploy` (and the same --prefix / GARDEN_PREFIX)",
-            "{what}: the table `{table}` or its queues do not exist at {endpoint}"
-        )
-    } else {
-        miette!("{what}: {short}")
-    }
-}
-
 /// The largest message body SQS takes (256 KiB), as the dispatcher enforces it.
 const MAX_MESSAGE_BYTES: usize = 256 * 1024;
 
@@ -152,38 +121,6 @@ impl Session {
                     self.table
                 )
             })
-    }
-
-    /// The deployed workflows' names, from the registry items.
-    async fn workflow_names(&self) -> miette::Result<Vec<String>> {
-        let mut names = Vec::new();
-        let mut pages = self
-            .ddb
-            .scan()
-            .table_name(&self.table)
-            .filter_expression("SK = :sk")
-            .expression_attribute_values(":sk", aws_sdk_dynamodb::types::AttributeValue::S("WORKFLOW".into()))
-            .projection_expression("PK")
-            .into_paginator()
-            .items()
-            .send();
-        while let Some(item) = pages.next().await {
-            let item = item.map_err(|e| {
-                failed(
-                    &format!("cannot list workflows in table `{}`", self.table),
-                    &self.table,
-                    &garden_infra::error_message(&e),
-                )
-            })?;
-            if let Some(name) = item
-                .get("PK")
-                .and_then(|v| v.as_s().ok())
-                .and_then(|pk| pk.strip_prefix("WORKFLOW#"))
-            {
-                names.push(name.to_owned());
-            }
-        }
-        Ok(names)
     }
 
     /// The job's steps in the order they started (not yet started last).
@@ -427,7 +364,9 @@ pub async fn list(args: JobsArgs) -> miette::Result<ExitCode> {
     let workflows = match &args.workflow {
         Some(name) => vec![name.clone()],
         None => {
-            let mut names = session.workflow_names().await?;
+            let mut names = store::list_workflows(&session.ddb, &session.table)
+                .await
+                .map_err(|e| failed("cannot list the deployed workflows", &session.table, &e.to_string()))?;
             names.push("_rejected".into());
             names
         }

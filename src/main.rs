@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod deploy;
+mod failure;
 mod jobs;
 mod offline;
 mod worker;

@@ -26,6 +26,9 @@ use sha2::{Digest, Sha256};
 use crate::deploy::{Change, CoreOutputs, Deployer, Report, is_code};
 use crate::error::{InfraError, Result};
 
+/// The longest function timeout: Lambda stops every invocation at 15 minutes.
+pub const LONGEST_TIMEOUT_SECS: i32 = 900;
+
 /// One function: which binary, which queue feeds it, how it is sized.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FunctionSpec {
@@ -92,7 +95,7 @@ pub fn function_specs(core: &CoreOutputs) -> Vec<FunctionSpec> {
                 memory_mb: 512,
                 // Agent sessions may run long; Lambda stops at 15 minutes.
                 timeout_secs: if kind == TaskKind::Agent || kind == TaskKind::Model {
-                    900
+                    LONGEST_TIMEOUT_SECS
                 } else {
                     300
                 },

@@ -52,7 +52,7 @@ pub async fn answer(
             step: step.to_owned(),
         });
     };
-    if !claim(ddb, table, job_id, step).await? {
+    if !store::claim_approval(ddb, table, job_id, step).await? {
         return Err(ApprovalError::NotWaiting {
             job_id: job_id.to_owned(),
             step: step.to_owned(),
@@ -87,37 +87,4 @@ pub async fn answer(
     }
     store::record_approval(ddb, table, job_id, step, approved, &output).await?;
     Ok(output)
-}
-
-/// Marks the step as being answered, unless someone else already is: of two
-/// people answering at once, exactly one goes on to send the token back.
-async fn claim(ddb: &aws_sdk_dynamodb::Client, table: &str, job_id: &str, step: &str) -> Result<bool, StoreError> {
-    use aws_sdk_dynamodb::types::AttributeValue;
-    let claimed = ddb
-        .update_item()
-        .table_name(table)
-        .key("PK", AttributeValue::S(store::job_pk(job_id)))
-        .key("SK", AttributeValue::S(store::step_sk(step, None)))
-        .update_expression("SET answering = :now")
-        .condition_expression("#status = :waiting AND attribute_not_exists(answering)")
-        .expression_attribute_names("#status", "status")
-        .expression_attribute_values(":now", AttributeValue::S(store::now_rfc3339()))
-        .expression_attribute_values(
-            ":waiting",
-            AttributeValue::S(store::StepStatus::WaitingApproval.as_str().to_owned()),
-        )
-        .send()
-        .await;
-    match claimed {
-        Ok(_) => Ok(true),
-        Err(err)
-            if matches!(
-                err.as_service_error(),
-                Some(aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(_))
-            ) =>
-        {
-            Ok(false)
-        }
-        Err(err) => Err(StoreError::aws("UpdateItem", err)),
-    }
 }

@@ -8,7 +8,7 @@
 //! REJECTED job item with the reason and leaves the queue; a failure that may
 //! pass (DynamoDB or Step Functions trouble) goes back to SQS.
 
-use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use aws_sdk_sfn::operation::start_execution::StartExecutionError;
 use garden_workflows::wire::{ExecutionInput, JobMessage, JobRef};
 use serde_json::Value;
@@ -43,22 +43,7 @@ pub enum Dispatched {
 /// Handles a batch of job messages; transient failures are reported for SQS
 /// to deliver again.
 pub async fn handle(ctx: &Context, event: SqsEvent) -> SqsBatchResponse {
-    let runs = event.records.iter().map(|record| async move {
-        match process(ctx, record).await {
-            Ok(_) => None,
-            Err(err) => {
-                tracing::warn!(error = %err, "job message left for another try");
-                Some(record.message_id.clone().unwrap_or_default())
-            }
-        }
-    });
-    let mut response = SqsBatchResponse::default();
-    for id in futures::future::join_all(runs).await.into_iter().flatten() {
-        let mut failure = BatchItemFailure::default();
-        failure.item_identifier = id;
-        response.batch_item_failures.push(failure);
-    }
-    response
+    crate::batch::each_record(&event, "job message", |record| process(ctx, record)).await
 }
 
 /// The job id of a message: `job_id`, else `k-` and 32 hex digits of

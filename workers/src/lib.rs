@@ -8,6 +8,7 @@
 //! Job and step state lives in DynamoDB ([`store`]).
 
 pub mod approval;
+mod batch;
 pub mod config;
 pub mod dispatcher;
 pub mod error;

@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use aws_sdk_sfn::operation::send_task_failure::SendTaskFailureError;
 use aws_sdk_sfn::operation::send_task_success::SendTaskSuccessError;
 use garden_workflows::template::{Path, Segment};
@@ -29,22 +29,7 @@ use crate::store::{self, StepStatus, StepUsage};
 /// Handles a batch of task messages; failed ones are reported for SQS to
 /// deliver again.
 pub async fn handle(ctx: &Context, event: SqsEvent) -> SqsBatchResponse {
-    let runs = event.records.iter().map(|record| async move {
-        match process(ctx, record).await {
-            Ok(()) => None,
-            Err(err) => {
-                tracing::warn!(error = %err, "task message left for another try");
-                Some(record.message_id.clone().unwrap_or_default())
-            }
-        }
-    });
-    let mut response = SqsBatchResponse::default();
-    for id in futures::future::join_all(runs).await.into_iter().flatten() {
-        let mut failure = BatchItemFailure::default();
-        failure.item_identifier = id;
-        response.batch_item_failures.push(failure);
-    }
-    response
+    crate::batch::each_record(&event, "task message", |record| process(ctx, record)).await
 }
 
 /// Handles one task message. `Ok` means the message is finished and can be

@@ -19,10 +19,10 @@ mod steps;
 pub use jobs::{
     JobItem, JobStatus, get_job, list_jobs_by_workflow, put_job_if_absent, set_execution_arn, set_job_output,
 };
-pub use registry::{Registry, WorkflowEntry, get_workflow};
+pub use registry::{Registry, WorkflowEntry, get_workflow, list_workflows};
 pub use steps::{
-    StepItem, StepStatus, StepUsage, approval_token, fail_step, finish_step, get_step, list_steps, mark_step_running,
-    record_approval, step_output, wait_for_approval,
+    StepItem, StepStatus, StepUsage, approval_token, claim_approval, fail_step, finish_step, get_step, list_steps,
+    mark_step_running, record_approval, step_output, wait_for_approval,
 };
 
 /// Outputs longer than this (bytes of JSON) are stored in chunk items.

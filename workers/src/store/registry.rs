@@ -58,6 +58,28 @@ pub async fn get_workflow(
     }))
 }
 
+/// The names of every deployed workflow (a scan: the registry is small, and
+/// only `garden jobs` asks for all of it).
+pub async fn list_workflows(ddb: &aws_sdk_dynamodb::Client, table: &str) -> Result<Vec<String>, StoreError> {
+    let mut names = Vec::new();
+    let mut pages = ddb
+        .scan()
+        .table_name(table)
+        .filter_expression("SK = :sk")
+        .expression_attribute_values(":sk", s("WORKFLOW"))
+        .projection_expression("PK")
+        .into_paginator()
+        .items()
+        .send();
+    while let Some(item) = pages.next().await {
+        let item = item.map_err(|e| StoreError::aws("Scan", e))?;
+        if let Some(name) = get_s(&item, "PK").and_then(|pk| pk.strip_prefix("WORKFLOW#").map(str::to_owned)) {
+            names.push(name);
+        }
+    }
+    Ok(names)
+}
+
 /// A cached lookup: when it was made, and the entry if the workflow exists.
 type Cached = (Instant, Option<Arc<WorkflowEntry>>);
 

@@ -441,6 +441,41 @@ pub async fn approval_token(
     Ok(get_s(&item, "task_token").map(|token| (token, request)))
 }
 
+/// Marks an approval step as being answered, unless someone else already is:
+/// of two people answering at once, exactly one goes on to send the token
+/// back. `false` when the step is not waiting or is already being answered.
+pub async fn claim_approval(
+    ddb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    job_id: &str,
+    step: &str,
+) -> Result<bool, StoreError> {
+    let claimed = ddb
+        .update_item()
+        .table_name(table)
+        .key("PK", s(job_pk(job_id)))
+        .key("SK", s(step_sk(step, None)))
+        .update_expression("SET answering = :now")
+        .condition_expression("#status = :waiting AND attribute_not_exists(answering)")
+        .expression_attribute_names("#status", "status")
+        .expression_attribute_values(":now", s(now_rfc3339()))
+        .expression_attribute_values(":waiting", s(StepStatus::WaitingApproval.as_str()))
+        .send()
+        .await;
+    match claimed {
+        Ok(_) => Ok(true),
+        Err(err)
+            if matches!(
+                err.as_service_error(),
+                Some(aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(_))
+            ) =>
+        {
+            Ok(false)
+        }
+        Err(err) => Err(StoreError::aws("UpdateItem", err)),
+    }
+}
+
 /// Records a person's answer on an approval step (after `SendTask*`).
 pub async fn record_approval(
     ddb: &aws_sdk_dynamodb::Client,
