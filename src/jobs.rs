@@ -394,12 +394,21 @@ pub async fn list(args: JobsArgs) -> miette::Result<ExitCode> {
         out(&serde_json::to_string_pretty(&jobs).into_diagnostic()?)?;
         return Ok(ExitCode::SUCCESS);
     }
+    out(&format!(
+        "{:<40} {:<20} {:<10} {:<24}  REASON / ERROR",
+        "JOB", "WORKFLOW", "STATUS", "CREATED"
+    ))?;
     for job in &jobs {
         let note = job.reason.as_deref().or(job.error.as_deref()).unwrap_or("");
+        let workflow = if job.workflow.is_empty() {
+            "-"
+        } else {
+            job.workflow.as_str()
+        };
         out(&format!(
-            "{:<40} {:<20} {:<10} {}  {note}",
+            "{:<40} {:<20} {:<10} {:<24}  {note}",
             job.job_id,
-            job.workflow,
+            workflow,
             job.status.as_str(),
             job.created_at
         ))?;

@@ -46,6 +46,18 @@ pub async fn handle(ctx: &Context, event: SqsEvent) -> SqsBatchResponse {
     crate::batch::each_record(&event, "job message", |record| process(ctx, record)).await
 }
 
+/// What a JSON value is, in words, for a rejection reason.
+fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
 /// The job id of a message: `job_id`, else `k-` and 32 hex digits of
 /// sha256(`<workflow>\n<idempotency_key>`), else `m-<SQS message id>`.
 pub fn job_id(message: &JobMessage, message_id: &str) -> String {
@@ -101,6 +113,13 @@ async fn dispatch(ctx: &Context, message_id: &str, body: &str) -> Result<Dispatc
             return reject(ctx, &fallback_id, "", Value::Null, false, reason).await;
         }
     };
+    if !raw.is_object() {
+        let reason = format!(
+            r#"a job message is a JSON object such as {{"workflow": "NAME", "input": {{...}}}}, not {}"#,
+            json_kind(&raw)
+        );
+        return reject(ctx, &fallback_id, "", Value::Null, false, reason).await;
+    }
     let workflow_hint = raw
         .get("workflow")
         .and_then(Value::as_str)
@@ -131,8 +150,13 @@ async fn dispatch(ctx: &Context, message_id: &str, body: &str) -> Result<Dispatc
     if let Some(input_schema) = &workflow.input_schema
         && let Err(problems) = schema::check(input_schema, &message.input)
     {
+        let what = if raw.get("input").is_none() {
+            "the message has no `input`, and"
+        } else {
+            "the input does not match"
+        };
         let reason = format!(
-            "the input does not match the input schema of `{}`: {}",
+            "{what} the input schema of `{}`: {}",
             message.workflow,
             problems.join("; ")
         );

@@ -139,6 +139,22 @@ async fn input_failing_the_schema_is_rejected_with_its_path() {
 }
 
 #[tokio::test]
+async fn json_that_is_not_an_object_is_rejected_with_the_expected_shape() {
+    let (reason, _) = rejected_reason("[1, 2, 3]", vec![]).await;
+    assert!(
+        reason.contains("not an array") && reason.contains(r#""workflow""#),
+        "{reason}"
+    );
+}
+
+#[tokio::test]
+async fn a_message_without_input_says_so() {
+    let known = registry(SCHEMA);
+    let (reason, _) = rejected_reason(r#"{"workflow":"brief"}"#, vec![&known]).await;
+    assert!(reason.starts_with("the message has no `input`"), "{reason}");
+}
+
+#[tokio::test]
 async fn an_oversized_body_is_rejected() {
     let body = format!(
         r#"{{"workflow":"brief","input":{{"topic":"{}"}}}}"#,
