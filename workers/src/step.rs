@@ -54,6 +54,12 @@ pub async fn process(ctx: &Context, record: &SqsMessage) -> Result<(), Retryable
 async fn run(ctx: &Context, record: &SqsMessage, message: &TaskMessage) -> Result<(), Retryable> {
     let (ddb, table) = (&ctx.clients.ddb, ctx.settings.table.as_str());
     let (job, step, item) = (message.job_id.as_str(), message.step.as_str(), message.item);
+    match &message.spec.action {
+        Action::Gate(gate) => return crate::join::wait(ctx, message, gate).await,
+        Action::Finished(finished) => return crate::join::finished(ctx, message, finished).await,
+        Action::FanOut(fan) => return crate::fanout::start(ctx, message, fan).await,
+        _ => {}
+    }
 
     let existing = store::get_step(ddb, table, job, step, item).await?;
     if let Some(existing) = &existing
@@ -189,6 +195,9 @@ async fn execute(ctx: &Context, message: &TaskMessage) -> Result<Outcome, Fault>
             Ok(Outcome::new(rendered, 1))
         }
         Action::Approval(_) => Err(StepError::rejected("approval steps are not run by a provider").into()),
+        Action::Gate(_) | Action::Finished(_) | Action::FanOut(_) => {
+            Err(StepError::rejected("gates and fan-outs are not run by a provider").into())
+        }
     }
 }
 

@@ -93,7 +93,10 @@ impl std::fmt::Display for TaskKind {
 /// The body of a task message, as the state machine sends it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaskMessage {
-    /// The Step Functions task token (`$$.Task.Token`).
+    /// The Step Functions task token (`$$.Task.Token`). Empty for messages no
+    /// Task waits on: [`Action::Finished`] notices and the items of a
+    /// [`Action::FanOut`], which answer through a gate instead.
+    #[serde(default)]
     pub token: String,
     pub job_id: String,
     pub workflow: String,
@@ -108,6 +111,20 @@ pub struct TaskMessage {
     /// Values of this step's output that the state machine needs back.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub exports: Vec<Export>,
+    /// Set on one item of a wide fan-out ([`Action::FanOut`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fan: Option<FanItem>,
+}
+
+/// What the worker of one wide fan-out item needs beyond the step: how many
+/// items there are and how many may run at once. Item `i` is sent when item
+/// `i - concurrency` has finished, so at most `concurrency` run at a time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FanItem {
+    pub total: u64,
+    pub concurrency: u64,
+    /// The queue the items go to (the step kind's queue).
+    pub queue_url: String,
 }
 
 /// A value the worker must return in [`TaskResult::exports`].
@@ -178,6 +195,55 @@ pub enum Action {
     Output {
         output: Value,
     },
+    /// A join gate: the Task waits until every step in `deps` has finished.
+    Gate(GateAction),
+    /// A notice, sent without a task token, that a step finished: the worker
+    /// counts it in each gate that waits on it and opens the gates it completes.
+    Finished(FinishedAction),
+    /// A wide `for_each`: one task message per item through SQS, completions
+    /// counted in DynamoDB; the Task waits on one gate for all of them.
+    FanOut(FanOutAction),
+}
+
+/// The dependencies a gated step waits for beyond what its place in the
+/// state machine already guarantees.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GateAction {
+    /// Step names.
+    pub deps: Vec<String>,
+    /// The state ids of the dependencies whose exported values the gate must
+    /// return, as `{"v": {<id>: {...}}}`, because the step reads them in a
+    /// `when` or `for_each` and they were exported in another branch.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub values: Vec<String>,
+}
+
+/// The gates waiting on the step named in the [`TaskMessage`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FinishedAction {
+    pub gates: Vec<GateWait>,
+    /// The step's exported values, `{<id>: {...}}`, when a gate returns them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub values: Option<Value>,
+}
+
+/// One gate, as a finished dependency sees it: the waiting step and all that
+/// it waits for (either side may create the gate item, so both carry the list).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GateWait {
+    pub step: String,
+    pub deps: Vec<String>,
+}
+
+/// A `for_each` run as one SQS task message per item.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FanOutAction {
+    /// What each item runs; its `for_each` names the items.
+    pub item: Box<StepSpec>,
+    /// The most items in flight at once (`max_concurrency`).
+    pub concurrency: u64,
+    /// The queue of the item's kind.
+    pub queue_url: String,
 }
 
 impl Action {
@@ -187,7 +253,7 @@ impl Action {
             Action::Tool(_) => TaskKind::Tool,
             Action::Agent(_) => TaskKind::Agent,
             Action::Approval(_) => TaskKind::Approval,
-            Action::Output { .. } => TaskKind::Control,
+            Action::Output { .. } | Action::Gate(_) | Action::Finished(_) | Action::FanOut(_) => TaskKind::Control,
         }
     }
 }
@@ -386,6 +452,7 @@ mod tests {
                 path: "npv".into(),
                 shape: ExportShape::Value,
             }],
+            fan: None,
         };
         let json = serde_json::to_value(&message).unwrap();
         assert_eq!(json["spec"]["kind"], "tool");

@@ -40,6 +40,27 @@ pub const MAX_PROTOCOL_VERSION: ProtocolVersion = ProtocolVersion::V_2025_11_25;
 #[derive(Debug, Clone)]
 pub struct ToolsStandin {
     tool_router: ToolRouter<Self>,
+    lanes: Arc<Lanes>,
+}
+
+/// Calls of `pause` in flight, per lane.
+#[derive(Debug, Default)]
+struct Lanes(std::sync::Mutex<std::collections::HashMap<String, u64>>);
+
+impl Lanes {
+    fn enter(&self, lane: &str) -> u64 {
+        let mut lanes = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let n = lanes.entry(lane.to_owned()).or_default();
+        *n += 1;
+        *n
+    }
+
+    fn leave(&self, lane: &str) {
+        let mut lanes = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = lanes.get_mut(lane) {
+            *n = n.saturating_sub(1);
+        }
+    }
 }
 
 impl Default for ToolsStandin {
@@ -138,6 +159,41 @@ pub struct TicketArgs {
     pub summary: String,
 }
 
+/// `pause` arguments.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct PauseArgs {
+    /// How long to take, in milliseconds (at most 600000).
+    pub ms: u64,
+    /// Calls with the same lane are counted together in `in_flight`.
+    #[serde(default)]
+    pub lane: String,
+    /// Returned as given, to tell results apart.
+    #[serde(default)]
+    pub tag: serde_json::Value,
+}
+
+/// `pause` result.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Paused {
+    pub paused_ms: u64,
+    /// Calls of this lane running when this one started, itself included.
+    pub in_flight: u64,
+    pub tag: serde_json::Value,
+}
+
+/// `list_items` arguments.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct ListItemsArgs {
+    /// How many items, at most 100000.
+    pub count: u64,
+}
+
+/// `list_items` result.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Items {
+    pub items: Vec<u64>,
+}
+
 /// `create_ticket` result.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct Ticket {
@@ -150,7 +206,33 @@ impl ToolsStandin {
     pub fn new() -> Self {
         Self {
             tool_router: Self::tool_router(),
+            lanes: Arc::default(),
         }
+    }
+
+    #[tool(description = "Take the given time, then say how many calls of the same lane were running; for timing tests")]
+    async fn pause(&self, Parameters(args): Parameters<PauseArgs>) -> Result<Json<Paused>, String> {
+        if args.ms > 600_000 {
+            return Err(format!("ms must be at most 600000, got {}", args.ms));
+        }
+        let in_flight = self.lanes.enter(&args.lane);
+        tokio::time::sleep(std::time::Duration::from_millis(args.ms)).await;
+        self.lanes.leave(&args.lane);
+        Ok(Json(Paused {
+            paused_ms: args.ms,
+            in_flight,
+            tag: args.tag,
+        }))
+    }
+
+    #[tool(description = "The numbers 0 to count - 1, as items to fan out over; for load tests")]
+    fn list_items(&self, Parameters(args): Parameters<ListItemsArgs>) -> Result<Json<Items>, String> {
+        if args.count > 100_000 {
+            return Err(format!("count must be at most 100000, got {}", args.count));
+        }
+        Ok(Json(Items {
+            items: (0..args.count).collect(),
+        }))
     }
 
     #[tool(description = "Net present value of cash flows (the first at t = 0) at a discount rate per period")]
@@ -264,7 +346,15 @@ impl ToolsStandin {
     /// The Streamable HTTP service, to be nested at `/mcp`; it stops its sessions when `config`'s
     /// cancellation token is cancelled.
     pub fn service(config: StreamableHttpServerConfig) -> StreamableHttpService<Self, LocalSessionManager> {
-        StreamableHttpService::new(|| Ok(Self::new()), Arc::new(LocalSessionManager::default()), config)
+        // Sessions share the lanes, so `pause` counts calls across clients.
+        let lanes = Arc::<Lanes>::default();
+        let session = move || {
+            Ok(Self {
+                tool_router: Self::tool_router(),
+                lanes: lanes.clone(),
+            })
+        };
+        StreamableHttpService::new(session, Arc::new(LocalSessionManager::default()), config)
     }
 
     /// The axum router with the MCP endpoint at `/mcp`.
