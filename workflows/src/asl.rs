@@ -17,6 +17,12 @@
 //! - `for_each` is an inline Map over an index array the producing step
 //!   exports (`ExportShape::Indices`); the items stay in DynamoDB, and each
 //!   iteration passes its index as `item`.
+//! - `for_each` with `wide: true` is one Control task (`Action::FanOut`): the
+//!   worker sends a task message per item and answers when all have finished.
+//! - A join gate (see [`crate::plan::Gate`]) is a Control task `Join <step>`
+//!   before the step (`Action::Gate`), caught by the step's own `on_error`;
+//!   each step a gate waits for is followed by `Finished <step>`, a plain
+//!   `sqs:sendMessage` (no token, no wait) that tells the workers to count it.
 //! - `on_error: continue` catches into `$.v.<step id>` and goes on;
 //!   `fallback` catches and runs the fallback step in its place.
 //! - Failures: in the main flow each state catches into a `Failed <step>` Pass
@@ -38,15 +44,16 @@
 use serde_json::{Map, Value, json};
 
 mod choice;
+mod join;
 mod tail;
 
 use choice::test_rule;
 use tail::{add_rethrow, failed_in_branch, failed_in_main};
 
-use crate::plan::{Node, Plan};
+use crate::plan::{Gate, Node, Plan};
 use crate::target::Target;
 use crate::wire::{Action, StepSpec};
-use crate::workflow::{OnError, Operand, Step, StepBody, Test, Workflow};
+use crate::workflow::{OnError, Step, StepBody, Workflow};
 
 /// What a Parallel branch or Map iteration fails with when one of its steps
 /// failed; the cause holds the original error and the step.
@@ -67,12 +74,18 @@ const SUCCEEDED: &str = "Record success";
 /// Emits the state machine definition.
 pub fn emit(wf: &Workflow, plan: &Plan, target: &Target) -> Value {
     let tree = number(&plan.root, &mut 0);
+    let mut notices = vec![Vec::new(); wf.steps.len()];
+    for (&g, gate) in &plan.gates {
+        gate.deps.iter().for_each(|&d| notices[d].push(g));
+    }
     let mut em = Emitter {
         wf,
         target,
         reads_group_failures: false,
         readers: readers(wf),
         emitted: vec![false; wf.steps.len()],
+        gates: &plan.gates,
+        notices,
     };
     let mut main = Scope::main();
     let start = match &tree {
@@ -161,33 +174,16 @@ struct Emitter<'w> {
     readers: Vec<Vec<usize>>,
     /// Steps emitted so far: a reader not yet emitted runs later.
     emitted: Vec<bool>,
+    gates: &'w std::collections::BTreeMap<usize, Gate>,
+    /// For each step, the gated steps that wait for it.
+    notices: Vec<Vec<usize>>,
 }
 
 /// Who reads each step's exports.
 fn readers(wf: &Workflow) -> Vec<Vec<usize>> {
-    fn vars(test: &Test, out: &mut Vec<usize>) {
-        match test {
-            Test::Truthy(v) => out.push(v.step),
-            Test::Compare(_, v, operand) => {
-                out.push(v.step);
-                if let Operand::Var(w) = operand {
-                    out.push(w.step);
-                }
-            }
-            Test::Not(inner) => vars(inner, out),
-            Test::And(items) | Test::Or(items) => items.iter().for_each(|t| vars(t, out)),
-        }
-    }
     let mut readers = vec![Vec::new(); wf.steps.len()];
     for (r, step) in wf.steps.iter().enumerate() {
-        let mut read = Vec::new();
-        if let Some(when) = &step.when {
-            vars(&when.test, &mut read);
-        }
-        if let Some(fe) = &step.for_each {
-            read.push(fe.source);
-        }
-        for s in read {
+        for s in step.reads() {
             if !readers[s].contains(&r) {
                 readers[s].push(r);
             }
@@ -201,7 +197,9 @@ impl Emitter<'_> {
         match tree {
             Tree::Step(s) => {
                 let step = &self.wf.steps[*s];
-                if step.when.is_some() {
+                if self.gates.contains_key(s) {
+                    format!("Join {}", step.name)
+                } else if step.when.is_some() {
                     format!("Check {}", step.name)
                 } else {
                     self.state_entry(step)
@@ -225,6 +223,9 @@ impl Emitter<'_> {
     fn node(&mut self, tree: &Tree, next: Option<String>, scope: &mut Scope, present: &mut Vec<usize>) {
         match tree {
             Tree::Step(s) => {
+                if let Some(gate) = self.gates.get(s) {
+                    present.extend(gate.values.iter().filter(|v| !self.wf.steps[**v].exports.is_empty()));
+                }
                 self.step(*s, next, scope);
                 if !self.wf.steps[*s].exports.is_empty() {
                     present.push(*s);
@@ -287,6 +288,19 @@ impl Emitter<'_> {
     fn step(&mut self, s: usize, next: Option<String>, scope: &mut Scope) {
         self.emitted[s] = true;
         let step = &self.wf.steps[s];
+        // Every way out of the step (done, skipped, caught, replaced by its
+        // fallback) passes the notice to the gates waiting on it.
+        let (next, after_notice) = match self.notices[s].is_empty() {
+            true => (next, None),
+            false => (Some(format!("Finished {}", step.name)), Some(next)),
+        };
+        if let Some(gate) = self.gates.get(&s) {
+            let after = match step.when {
+                Some(_) => format!("Check {}", step.name),
+                None => self.state_entry(step),
+            };
+            self.gate(s, gate, after, next.clone(), scope);
+        }
         if let Some(when) = &step.when {
             let mut rule = test_rule(self.wf, &when.test);
             rule["Next"] = Value::String(self.state_entry(step));
@@ -302,6 +316,7 @@ impl Emitter<'_> {
             scope.add(skip, pass);
         }
         let mut state = match (&step.for_each, &step.body) {
+            (Some(fe), StepBody::Task(action)) if fe.wide => self.fan_out(step, fe, action),
             (Some(_), _) => self.map(step),
             (None, StepBody::Task(action)) => self.task(step, action, false),
             (None, StepBody::Wait(wait)) => wait_state(wait),
@@ -339,6 +354,9 @@ impl Emitter<'_> {
         }
         if let OnError::Fallback(f) = step.on_error {
             self.step(f, next, scope);
+        }
+        if let Some(after) = after_notice {
+            self.notice(s, after, scope);
         }
     }
 

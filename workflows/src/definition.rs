@@ -89,6 +89,8 @@ pub struct StepDef {
     pub needs: Vec<Spanned<String>>,
     pub when: Option<Node>,
     pub for_each: Option<Node>,
+    /// `wide: true`: run the items as SQS task messages, not a Map state.
+    pub wide: Option<Spanned<bool>>,
     pub max_concurrency: Option<Spanned<u64>>,
     pub timeout_secs: Option<Spanned<u64>>,
     pub heartbeat_secs: Option<Spanned<u64>>,

@@ -29,8 +29,10 @@ pub struct Explain {
     pub workflow: String,
     /// Each Parallel state: its branches, each a list of step names.
     pub parallel: Vec<(String, Vec<Vec<String>>)>,
-    /// Waiting added to a DAG that is not series-parallel: (waited for, waiting).
+    /// Waiting added beyond the dependencies: (waited for, waiting).
     pub added_waits: Vec<(String, String)>,
+    /// Join gates: the waiting step and the steps of other branches it waits for.
+    pub gates: Vec<(String, Vec<String>)>,
     pub critical_path: usize,
     pub planned_critical_path: usize,
     pub counts: Counts,
@@ -70,13 +72,18 @@ pub fn explain(wf: &Workflow, plan: &Plan) -> Explain {
     let mut parallel = Vec::new();
     collect_parallel(wf, &tree, &mut parallel);
     let name = |i: usize| wf.steps[i].name.clone();
-    let with_items = count(wf, &tree, ASSUMED_ITEMS);
-    let no_items = count(wf, &tree, 0);
-    let one_item = count(wf, &tree, 1);
+    let with_items = count(wf, plan, &tree, ASSUMED_ITEMS);
+    let no_items = count(wf, plan, &tree, 0);
+    let one_item = count(wf, plan, &tree, 1);
     Explain {
         workflow: wf.name.clone(),
         parallel,
         added_waits: plan.added.iter().map(|&(a, b)| (name(a), name(b))).collect(),
+        gates: plan
+            .gates
+            .iter()
+            .map(|(&s, g)| (name(s), g.deps.iter().map(|&d| name(d)).collect()))
+            .collect(),
         critical_path: plan.critical_path,
         planned_critical_path: plan.planned_critical_path,
         counts: with_items,
@@ -136,7 +143,7 @@ fn assumed_secs(kind: TaskKind) -> u64 {
     }
 }
 
-fn count(wf: &Workflow, tree: &Tree, items: u64) -> Counts {
+fn count(wf: &Workflow, plan: &Plan, tree: &Tree, items: u64) -> Counts {
     // Execution started and succeeded; the job queue's send, receive and delete;
     // the dispatcher's job item; the output task, success update and Succeed state.
     let mut c = Counts {
@@ -147,6 +154,25 @@ fn count(wf: &Workflow, tree: &Tree, items: u64) -> Counts {
         read_units: 1 + wf.steps.len() as u64,
     };
     walk(wf, tree, items, &mut c);
+    for (g, gate) in &plan.gates {
+        // The gate task (and the merge of returned values); the gate item is
+        // written on register, once per finished dependency, and on opening.
+        let merge = u64::from(!gate.values.is_empty());
+        c.transitions += 1 + merge;
+        c.history_events += 6 + 2 * merge;
+        c.sqs_requests += 3;
+        c.write_units += 2 + gate.deps.len() as u64;
+        c.read_units += u64::from(wf.steps[*g].exports.is_empty());
+    }
+    let notified = plan
+        .gates
+        .values()
+        .flat_map(|g| g.deps.iter())
+        .collect::<std::collections::BTreeSet<_>>();
+    // Each `Finished` notice: one transition, sent, received and deleted.
+    c.transitions += notified.len() as u64;
+    c.history_events += 5 * notified.len() as u64;
+    c.sqs_requests += 3 * notified.len() as u64;
     c
 }
 
@@ -160,6 +186,17 @@ fn walk(wf: &Workflow, tree: &Tree, items: u64, c: &mut Counts) {
         }
         Tree::Step(s) => {
             let step = &wf.steps[*s];
+            if step.for_each.as_ref().is_some_and(|fe| fe.wide) {
+                // One Control task; the items are SQS messages, not states:
+                // per item a send, receive and delete, two step writes and a
+                // counted completion (a transaction: two items, twice the units).
+                c.transitions += 1;
+                c.history_events += 6;
+                c.sqs_requests += 3 + 3 * items;
+                c.write_units += 2 + 6 * items;
+                c.read_units += 1 + (2 + step.deps.len() as u64) * items;
+                return;
+            }
             if step.when.is_some() {
                 c.transitions += 1;
                 c.history_events += 2;
@@ -206,6 +243,16 @@ impl fmt::Display for Explain {
         for (name, branches) in &self.parallel {
             let list: Vec<String> = branches.iter().map(|b| format!("[{}]", b.join(" → "))).collect();
             writeln!(f, "  {name}: {}", list.join(" ‖ "))?;
+        }
+        if !self.gates.is_empty() {
+            writeln!(f)?;
+            writeln!(
+                f,
+                "join gates (dependencies in other branches, released by a DynamoDB counter):"
+            )?;
+            for (step, deps) in &self.gates {
+                writeln!(f, "  {step} waits for {}", deps.join(", "))?;
+            }
         }
         writeln!(f)?;
         if self.added_waits.is_empty() {

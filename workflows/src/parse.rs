@@ -39,6 +39,7 @@ const MODIFIERS: &[&str] = &[
     "needs",
     "when",
     "for_each",
+    "wide",
     "max_concurrency",
     "timeout",
     "heartbeat",
@@ -230,6 +231,16 @@ impl Reader<'_> {
             Kind::Int(i) if i >= 0 => Some(i as u64),
             _ => {
                 self.wrong_type(node, "a whole number", "write a number such as `5`, without quotes");
+                None
+            }
+        }
+    }
+
+    fn boolean(&mut self, node: &Node) -> Option<bool> {
+        match node.kind {
+            Kind::Bool(b) => Some(b),
+            _ => {
+                self.wrong_type(node, "true or false", "write `true` or `false`, without quotes");
                 None
             }
         }

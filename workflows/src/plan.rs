@@ -1,22 +1,29 @@
-//! Plan: the dependency DAG in, a tree of sequences and parallel groups out
-//! (what Step Functions can express with a chain of states and nested
-//! Parallel states).
+//! Plan: the dependency DAG in; out, a tree of sequences and parallel groups
+//! (what Step Functions expresses with a chain of states and nested Parallel
+//! states), plus join gates where the tree alone cannot be exact.
 //!
 //! A series-parallel DAG is decomposed exactly: every step waits for its
 //! dependencies and for nothing else. A DAG that is not series-parallel (the
-//! smallest is the "N": `a → c`, `b → c`, `b → d`) has no such tree; the
-//! planner then adds waiting, never removes it: at a point where no exact
-//! split exists it cuts the steps into an earlier and a later group at a level
-//! boundary, picking the cut that lengthens the critical path least and then
-//! adds the fewest edges. The added edges are reported (see [`Plan::added`]).
-//! Exact join gates, which would need no added waiting, can later replace such
-//! a cut with a gate variant of [`Node`] (a task-token wait released by a
-//! counter of finished dependencies) without changing the rest.
+//! smallest is the "N": `a → c`, `b → c`, `b → d`) has no such tree. Where a
+//! group of steps has neither a series nor a parallel split, the group runs
+//! as parallel chains that follow dependency edges (a path cover, chosen so
+//! that steps with one dependency in the group continue its chain), and a
+//! step that also depends on steps in other chains waits on a join gate for
+//! them (see [`Gate`]): a task token released when they have finished. Every
+//! step still waits for its dependencies and nothing else, so the makespan is
+//! the critical path; gates are used only inside such groups, and plain
+//! nested Parallel states everywhere else.
+//!
+//! [`levels`] plans the same DAG level by level, the way tools without gates
+//! do, as a baseline for comparison.
 //!
 //! Cost, for `n` steps and `e` dependencies: ancestor sets as bitsets take
 //! `O(n·e/64)` time and `n²/8` bytes; each decomposition level scans
 //! prefixes in `O(k²)` bit tests for a group of `k` steps, so a chain or a
-//! wide fan-out costs `O(n²)` bit tests in all.
+//! wide fan-out costs `O(n²)` bit tests in all; chains and gates cost
+//! `O(k·e/64)` for a group of `k` steps.
+
+use std::collections::BTreeMap;
 
 use crate::workflow::Workflow;
 
@@ -34,8 +41,11 @@ pub enum Node {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
     pub root: Node,
+    /// The steps that wait on a join gate, and for what.
+    pub gates: BTreeMap<usize, Gate>,
     /// Waiting the plan adds beyond the dependencies: `(a, b)` means `b` now
-    /// waits for `a` although it does not depend on it.
+    /// waits for `a` although it does not depend on it. Empty except for the
+    /// [`levels`] baseline.
     pub added: Vec<(usize, usize)>,
     /// The longest chain of dependent steps, counting steps.
     pub critical_path: usize,
@@ -89,6 +99,88 @@ impl Node {
     }
 }
 
+/// A join gate: before its step starts, it waits for `deps`, which its place
+/// in the tree does not already guarantee (they run in other branches).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Gate {
+    pub deps: Vec<usize>,
+    /// The dependencies whose exported values the step reads (in a `when` or
+    /// a `for_each`) and which its branch does not carry: the gate returns them.
+    pub values: Vec<usize>,
+}
+
+impl Plan {
+    /// Start and finish times of every planned step, for step durations given
+    /// per step, each step starting as soon as the structure and its gate let
+    /// it. Unplanned steps get `(0, 0)`.
+    pub fn schedule(&self, durations: &[f64]) -> Vec<(f64, f64)> {
+        let mut times = vec![(0.0, 0.0); durations.len()];
+        // Gate waits only grow the times; a pass per gate settles them.
+        for _ in 0..=self.gates.len() {
+            let before = times.clone();
+            self.root.time(0.0, durations, &self.gates, &mut times);
+            if times == before {
+                break;
+            }
+        }
+        times
+    }
+
+    /// When the last step finishes (see [`Plan::schedule`]).
+    pub fn makespan(&self, durations: &[f64]) -> f64 {
+        self.schedule(durations).iter().map(|t| t.1).fold(0.0, f64::max)
+    }
+
+    /// For each step, every step certainly finished when it starts, by the
+    /// structure, the gates, and what those steps waited for in turn.
+    /// `O(n³)` at worst: for tests and explanations of small plans.
+    pub fn finished_before(&self, steps: usize) -> Vec<Vec<bool>> {
+        let mut before = self.root.finished_before(steps);
+        for (&s, gate) in &self.gates {
+            gate.deps.iter().for_each(|&d| before[s][d] = true);
+        }
+        loop {
+            let mut changed = false;
+            for s in 0..steps {
+                for t in 0..steps {
+                    if before[s][t] {
+                        let waited = before[t].clone();
+                        for (mine, theirs) in before[s].iter_mut().zip(waited) {
+                            changed |= theirs && !*mine;
+                            *mine |= theirs;
+                        }
+                    }
+                }
+            }
+            if !changed {
+                return before;
+            }
+        }
+    }
+}
+
+impl Node {
+    /// Sets the times of the steps in this part started at `start`; returns its end.
+    fn time(&self, start: f64, durations: &[f64], gates: &BTreeMap<usize, Gate>, out: &mut [(f64, f64)]) -> f64 {
+        match self {
+            Node::Step(s) => {
+                let gate = gates
+                    .get(s)
+                    .map(|g| g.deps.iter().map(|&d| out[d].1).fold(0.0, f64::max))
+                    .unwrap_or(0.0);
+                let begin = start.max(gate);
+                out[*s] = (begin, begin + durations[*s]);
+                out[*s].1
+            }
+            Node::Seq(items) => items.iter().fold(start, |at, n| n.time(at, durations, gates, out)),
+            Node::Par(items) => items
+                .iter()
+                .map(|n| n.time(start, durations, gates, out))
+                .fold(start, f64::max),
+        }
+    }
+}
+
 /// Plans the steps of a workflow that run in the main flow (fallback steps
 /// run only in place of a failed step and are placed by the emitter).
 pub fn plan(wf: &Workflow) -> Plan {
@@ -104,11 +196,18 @@ pub fn plan(wf: &Workflow) -> Plan {
                 .collect()
         })
         .collect();
-    plan_dag(wf.steps.len(), &steps, &preds)
+    let reads: Vec<Vec<usize>> = wf.steps.iter().map(|s| s.reads().collect()).collect();
+    plan_reading(wf.steps.len(), &steps, &preds, &reads)
 }
 
 /// Plans a DAG given as the predecessors of each node; only `nodes` are planned.
 pub fn plan_dag(count: usize, nodes: &[usize], preds: &[Vec<usize>]) -> Plan {
+    plan_reading(count, nodes, preds, &[])
+}
+
+/// [`plan_dag`], where `reads[v]` are the dependencies whose exported values
+/// `v` reads from the state: a gate returns those its branch does not carry.
+pub fn plan_reading(count: usize, nodes: &[usize], preds: &[Vec<usize>], reads: &[Vec<usize>]) -> Plan {
     let order = topological(count, nodes, preds);
     let mut pos = vec![usize::MAX; count];
     for (p, &v) in order.iter().enumerate() {
@@ -132,7 +231,8 @@ pub fn plan_dag(count: usize, nodes: &[usize], preds: &[Vec<usize>]) -> Plan {
         anc,
         stamp: vec![0; count],
         next_stamp: 0,
-        added: Vec::new(),
+        reads,
+        gates: BTreeMap::new(),
     };
     let root = if order.is_empty() {
         Node::Seq(Vec::new())
@@ -140,12 +240,59 @@ pub fn plan_dag(count: usize, nodes: &[usize], preds: &[Vec<usize>]) -> Plan {
         planner.decompose(order)
     };
     let critical_path = planner.longest_chain(&nodes_in_order(&root));
-    let planned_critical_path = root.depth();
+    let mut plan = Plan {
+        root,
+        gates: planner.gates,
+        added: Vec::new(),
+        critical_path,
+        planned_critical_path: 0,
+    };
+    plan.planned_critical_path = plan.makespan(&vec![1.0; count]) as usize;
+    plan
+}
+
+/// The level-by-level plan of a DAG: every step of a level (its longest chain
+/// of dependencies) waits for the whole level before. What planners without
+/// gates do with any DAG; a baseline to compare with.
+pub fn levels(count: usize, nodes: &[usize], preds: &[Vec<usize>]) -> Plan {
+    let order = topological(count, nodes, preds);
+    let mut level = vec![usize::MAX; count];
+    let mut by_level: Vec<Vec<usize>> = Vec::new();
+    for &v in &order {
+        let l = preds[v]
+            .iter()
+            .filter(|&&u| level[u] != usize::MAX)
+            .map(|&u| level[u] + 1)
+            .max()
+            .unwrap_or(0);
+        level[v] = l;
+        if by_level.len() <= l {
+            by_level.resize(l + 1, Vec::new());
+        }
+        by_level[l].push(v);
+    }
+    let mut added = Vec::new();
+    for pair in by_level.windows(2) {
+        for &v in &pair[1] {
+            added.extend(pair[0].iter().filter(|u| !preds[v].contains(u)).map(|&u| (u, v)));
+        }
+    }
+    let critical_path = by_level.len();
+    let root = Node::Seq(
+        by_level
+            .into_iter()
+            .map(|l| match l.as_slice() {
+                [one] => Node::Step(*one),
+                _ => Node::Par(l.into_iter().map(Node::Step).collect()),
+            })
+            .collect(),
+    );
     Plan {
         root,
-        added: planner.added,
+        gates: BTreeMap::new(),
+        added,
         critical_path,
-        planned_critical_path,
+        planned_critical_path: critical_path,
     }
 }
 
@@ -189,7 +336,8 @@ struct Planner<'p> {
     anc: Vec<BitSet>,
     stamp: Vec<u32>,
     next_stamp: u32,
-    added: Vec<(usize, usize)>,
+    reads: &'p [Vec<usize>],
+    gates: BTreeMap<usize, Gate>,
 }
 
 impl Planner<'_> {
@@ -222,8 +370,98 @@ impl Planner<'_> {
             }
             return Node::Seq(parts);
         }
-        let (before, after) = self.forced_cut(&group);
-        Node::Seq(vec![self.decompose(before), self.decompose(after)])
+        self.join(group)
+    }
+
+    /// No exact split exists: parallel chains along dependency edges, and a
+    /// gate for each step that depends on steps of other chains.
+    fn join(&mut self, group: Vec<usize>) -> Node {
+        let stamp = self.mark(&group);
+        let local: std::collections::HashMap<usize, usize> = group.iter().enumerate().map(|(i, &v)| (v, i)).collect();
+        let inner: Vec<Vec<usize>> = group
+            .iter()
+            .map(|&v| {
+                let mut p: Vec<usize> = self.preds[v]
+                    .iter()
+                    .filter(|&&u| self.stamp[u] == stamp)
+                    .map(|u| local[u])
+                    .collect();
+                p.sort_unstable();
+                p.dedup();
+                p
+            })
+            .collect();
+        // Chain links `next[i] = j`: j runs right after i in i's chain. Steps
+        // with a single dependency in the group take it first (no gate then),
+        // the others continue the chain of their latest dependency.
+        let n = group.len();
+        let (mut next, mut prev) = (vec![usize::MAX; n], vec![usize::MAX; n]);
+        for single in [true, false] {
+            for j in 0..n {
+                if prev[j] != usize::MAX || inner[j].is_empty() || single != (inner[j].len() == 1) {
+                    continue;
+                }
+                if let Some(&i) = inner[j].iter().rev().find(|&&i| next[i] == usize::MAX) {
+                    next[i] = j;
+                    prev[j] = i;
+                }
+            }
+        }
+        let mut branches = Vec::new();
+        for head in (0..n).filter(|&j| prev[j] == usize::MAX) {
+            let mut chain = Vec::new();
+            let mut before = BitSet::new(self.bits);
+            let mut carried: Vec<usize> = Vec::new();
+            let mut j = head;
+            loop {
+                let v = group[j];
+                let reads: &[usize] = self.reads.get(v).map(Vec::as_slice).unwrap_or(&[]);
+                let mut deps: Vec<usize> = inner[j]
+                    .iter()
+                    .map(|&i| group[i])
+                    .filter(|&u| !before.contains(self.pos[u]))
+                    .collect();
+                // A dependency of another waited-for one is implied by it.
+                let implied: Vec<usize> = deps
+                    .iter()
+                    .copied()
+                    .filter(|&u| deps.iter().any(|&w| w != u && self.is_ancestor(u, w)))
+                    .collect();
+                deps.retain(|u| !implied.contains(u));
+                // Values read from a step of another chain come back through the gate.
+                let values: Vec<usize> = reads
+                    .iter()
+                    .copied()
+                    .filter(|&u| local.contains_key(&u) && !chain.contains(&u) && !carried.contains(&u))
+                    .collect();
+                for &u in &values {
+                    if !deps.contains(&u) {
+                        deps.push(u);
+                    }
+                }
+                if !deps.is_empty() {
+                    deps.sort_by_key(|&u| self.pos[u]);
+                    for &u in &deps {
+                        before.union_with(&self.anc[u]);
+                        before.insert(self.pos[u]);
+                    }
+                    carried.extend(&values);
+                    self.gates.insert(v, Gate { deps, values });
+                }
+                before.union_with(&self.anc[v]);
+                before.insert(self.pos[v]);
+                chain.push(v);
+                if next[j] == usize::MAX {
+                    break;
+                }
+                j = next[j];
+            }
+            branches.push(match chain.as_slice() {
+                [one] => Node::Step(*one),
+                _ => Node::Seq(chain.into_iter().map(Node::Step).collect()),
+            });
+        }
+        Node::Par(branches)
     }
 
     /// Weakly connected parts of `group`, each in topological order.
@@ -306,94 +544,6 @@ impl Planner<'_> {
             .collect()
     }
 
-    /// No exact split exists: cut at the level boundary that costs least.
-    fn forced_cut(&mut self, group: &[usize]) -> (Vec<usize>, Vec<usize>) {
-        let stamp = self.mark(group);
-        let n = group.len();
-        let local: std::collections::HashMap<usize, usize> = group.iter().enumerate().map(|(i, &v)| (v, i)).collect();
-        let preds: Vec<Vec<usize>> = group
-            .iter()
-            .map(|&v| {
-                self.preds[v]
-                    .iter()
-                    .filter(|&&u| self.stamp[u] == stamp)
-                    .map(|u| local[u])
-                    .collect()
-            })
-            .collect();
-        let mut depth = vec![0usize; n];
-        for j in 0..n {
-            depth[j] = preds[j].iter().map(|&i| depth[i] + 1).max().unwrap_or(0);
-        }
-        let mut height = vec![0usize; n];
-        for j in (0..n).rev() {
-            for &i in &preds[j] {
-                height[i] = height[i].max(height[j] + 1);
-            }
-        }
-        let levels = depth.iter().max().copied().unwrap_or(0) + 1;
-        let mut best: Option<Cut> = None;
-        for t in 1..levels {
-            for alap in [false, true] {
-                let early: Vec<bool> = (0..n)
-                    .map(|j| if alap { levels - 1 - height[j] < t } else { depth[j] < t })
-                    .collect();
-                if early.iter().all(|&e| e) || !early.iter().any(|&e| e) {
-                    continue;
-                }
-                let cost = chain(&preds, &early, true) + chain(&preds, &early, false);
-                if best.as_ref().is_some_and(|b| b.0 < cost) {
-                    continue;
-                }
-                let edges = self.added_edges(group, &preds, &early);
-                let better = match &best {
-                    None => true,
-                    Some(b) => (cost, edges.len()) < (b.0, b.1),
-                };
-                if better {
-                    best = Some((cost, edges.len(), early, edges));
-                }
-            }
-        }
-        let (_, _, early, edges) = best.unwrap_or_else(|| {
-            let mut early = vec![false; n];
-            early[0] = true;
-            let edges = self.added_edges(group, &preds, &early);
-            (0, 0, early, edges)
-        });
-        self.added.extend(edges);
-        let before = (0..n).filter(|&j| early[j]).map(|j| group[j]).collect();
-        let after = (0..n).filter(|&j| !early[j]).map(|j| group[j]).collect();
-        (before, after)
-    }
-
-    /// Edges from the last steps of the early part to the first of the late part that were not implied.
-    fn added_edges(&self, group: &[usize], preds: &[Vec<usize>], early: &[bool]) -> Vec<(usize, usize)> {
-        let n = group.len();
-        let mut has_early_succ = vec![false; n];
-        let mut has_late_pred = vec![false; n];
-        for j in 0..n {
-            for &i in &preds[j] {
-                if early[j] {
-                    has_early_succ[i] = true;
-                } else if !early[i] {
-                    has_late_pred[j] = true;
-                }
-            }
-        }
-        let last: Vec<usize> = (0..n).filter(|&j| early[j] && !has_early_succ[j]).collect();
-        let first: Vec<usize> = (0..n).filter(|&j| !early[j] && !has_late_pred[j]).collect();
-        let mut out = Vec::new();
-        for &v in &first {
-            for &u in &last {
-                if !self.is_ancestor(group[u], group[v]) {
-                    out.push((group[u], group[v]));
-                }
-            }
-        }
-        out
-    }
-
     /// The longest dependency chain among `steps`, counting steps.
     fn longest_chain(&self, steps: &[usize]) -> usize {
         let mut order: Vec<usize> = steps.to_vec();
@@ -413,29 +563,6 @@ impl Planner<'_> {
         }
         longest
     }
-}
-
-/// A candidate cut: critical path, added edge count, which steps go early, the added edges.
-type Cut = (usize, usize, Vec<bool>, Vec<(usize, usize)>);
-
-/// The longest chain inside the early (or late) part, with local predecessors.
-fn chain(preds: &[Vec<usize>], early: &[bool], side: bool) -> usize {
-    let mut best = vec![0usize; preds.len()];
-    let mut longest = 0;
-    for j in 0..preds.len() {
-        if early[j] != side {
-            continue;
-        }
-        best[j] = preds[j]
-            .iter()
-            .filter(|&&i| early[i] == side)
-            .map(|&i| best[i])
-            .max()
-            .unwrap_or(0)
-            + 1;
-        longest = longest.max(best[j]);
-    }
-    longest
 }
 
 /// A fixed-size set of small integers.
@@ -492,13 +619,41 @@ mod tests {
     }
 
     #[test]
-    fn an_n_gets_one_added_edge_and_no_longer_critical_path() {
+    fn an_n_gets_one_gate_and_no_added_waiting() {
         // a=0, b=1, c=2, d=3: a → c, b → c, b → d.
         let plan = plan_of(4, &[(0, 2), (1, 2), (1, 3)]);
-        assert_eq!(plan.added, vec![(0, 3)]);
-        assert_eq!((plan.critical_path, plan.planned_critical_path), (2, 2));
-        let before = plan.root.finished_before(4);
+        assert!(plan.added.is_empty());
+        assert_eq!(plan.gates.len(), 1, "{plan:?}");
+        let before = plan.finished_before(4);
         assert!(before[2][0] && before[2][1] && before[3][1]);
+        assert!(
+            !before[3][0] && !before[2][3],
+            "d must not wait for a, nor c for d: {plan:?}"
+        );
+        // b takes long: c waits for it through the gate, d only for b.
+        let times = plan.schedule(&[1.0, 5.0, 1.0, 1.0]);
+        assert_eq!(times[2], (5.0, 6.0));
+        assert_eq!(times[3], (5.0, 6.0));
+        assert_eq!((plan.critical_path, plan.planned_critical_path), (2, 2));
+    }
+
+    #[test]
+    fn a_level_by_level_plan_waits_for_whole_levels() {
+        let edges = [(0, 2), (1, 2), (1, 3)];
+        let mut preds = vec![Vec::new(); 4];
+        edges.iter().for_each(|&(a, b)| preds[b].push(a));
+        let nodes: Vec<usize> = (0..4).collect();
+        let baseline = levels(4, &nodes, &preds);
+        assert_eq!(baseline.added, vec![(0, 3)]);
+        // a takes long: d waits for it although it does not depend on it;
+        // with the gate, d runs right after b.
+        let slow_a = [5.0, 1.0, 1.0, 1.0];
+        assert_eq!(baseline.schedule(&slow_a)[3], (5.0, 6.0));
+        assert_eq!(plan_dag(4, &nodes, &preds).schedule(&slow_a)[3], (1.0, 2.0));
+        // With slow a and slow d the whole job waits.
+        let slow_a_d = [5.0, 1.0, 1.0, 5.0];
+        assert_eq!(baseline.makespan(&slow_a_d), 10.0);
+        assert_eq!(plan_dag(4, &nodes, &preds).makespan(&slow_a_d), 6.0);
     }
 
     #[test]
@@ -545,7 +700,8 @@ mod tests {
             anc,
             stamp: vec![0; n],
             next_stamp: 0,
-            added: Vec::new(),
+            reads: &[],
+            gates: BTreeMap::new(),
         };
         let scanned: Vec<usize> = (0..n)
             .map(|j| (0..j).take_while(|&i| planner.is_ancestor(order[i], order[j])).count())

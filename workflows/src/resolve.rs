@@ -28,6 +28,10 @@ pub const DEFAULT_TIMEOUT_SECS: u64 = 600;
 pub const DEFAULT_APPROVAL_TIMEOUT_SECS: u64 = 7 * 24 * 3600;
 /// The most concurrent iterations of an inline Map state.
 pub const MAX_MAP_CONCURRENCY: u64 = 40;
+/// The most items of a `wide` fan-out in flight at once.
+pub const MAX_WIDE_CONCURRENCY: u64 = 10_000;
+/// Items of a `wide` fan-out in flight at once when `max_concurrency` is not set.
+pub const DEFAULT_WIDE_CONCURRENCY: u64 = 100;
 
 pub fn resolve(def: &Definition, diags: &mut Diagnostics) -> Workflow {
     let mut cx = Resolver {

@@ -135,8 +135,11 @@ pub struct Step {
     pub when: Option<String>,
     /// A template naming an array a step produced; the step runs once per item.
     pub for_each: Option<String>,
-    /// How many items run at once (1 to 40).
-    #[schemars(range(min = 1, max = 40))]
+    /// Run each item as its own task message through SQS rather than in a
+    /// Map state: for thousands of items. Items and results stay in DynamoDB.
+    pub wide: Option<bool>,
+    /// How many items run at once (1 to 40; with `wide`, 1 to 10000).
+    #[schemars(range(min = 1, max = 10000))]
     pub max_concurrency: Option<u64>,
     pub timeout: Option<Duration>,
     pub heartbeat: Option<Duration>,

@@ -68,6 +68,34 @@ impl Step {
         self.deps.iter().map(|(d, _)| *d)
     }
 
+    /// The steps whose exported values this one reads from the state (in its
+    /// `when` or for its Map's items), each once.
+    pub fn reads(&self) -> impl Iterator<Item = usize> + use<> {
+        fn vars(test: &Test, out: &mut Vec<usize>) {
+            match test {
+                Test::Truthy(v) => out.push(v.step),
+                Test::Compare(_, v, operand) => {
+                    out.push(v.step);
+                    if let Operand::Var(w) = operand {
+                        out.push(w.step);
+                    }
+                }
+                Test::Not(inner) => vars(inner, out),
+                Test::And(items) | Test::Or(items) => items.iter().for_each(|t| vars(t, out)),
+            }
+        }
+        let mut read = Vec::new();
+        if let Some(when) = &self.when {
+            vars(&when.test, &mut read);
+        }
+        if let Some(fe) = &self.for_each {
+            read.push(fe.source);
+        }
+        read.sort_unstable();
+        read.dedup();
+        read.into_iter()
+    }
+
     /// The queue kind, for steps that run on a worker.
     pub fn task_kind(&self) -> Option<TaskKind> {
         match &self.body {
@@ -138,6 +166,9 @@ pub struct ForEach {
     /// The export of `source` that holds the indices.
     pub export: String,
     pub max_concurrency: Option<u64>,
+    /// One SQS task message per item, counted in DynamoDB, instead of a Map
+    /// state (for more items than a Map carries); no export is read then.
+    pub wide: bool,
     /// The template as written, for the worker and for explanations.
     pub template: String,
 }

@@ -99,6 +99,20 @@ fn resolve(expr: &str, input: &Value, context: &str) -> Result<Value, String> {
     if let Some(path) = inner("States.JsonToString(") {
         return Ok(Value::String(resolve(path, input, context)?.to_string()));
     }
+    if let Some(args) = inner("States.JsonMerge(") {
+        let args: Vec<&str> = args.split(',').map(str::trim).collect();
+        let [a, b, "false"] = args.as_slice() else {
+            return Err(format!(
+                "{context}: States.JsonMerge takes two paths and `false`: {expr}"
+            ));
+        };
+        let (mut a, b) = (resolve(a, input, context)?, resolve(b, input, context)?);
+        let (Some(into), Some(from)) = (a.as_object_mut(), b.as_object()) else {
+            return Err(format!("{context}: States.JsonMerge of a non-object: {expr}"));
+        };
+        into.extend(from.clone());
+        return Ok(a);
+    }
     read(input, expr)
         .cloned()
         .ok_or_else(|| format!("{context}: `{expr}` names nothing in {input}"))
@@ -193,6 +207,8 @@ enum End {
     Done(Value),
     /// The error: `{Error, Cause?}`.
     Failed(Value),
+    /// Waiting at a join gate (the state's name) for steps not finished yet.
+    Blocked(String, Value),
 }
 
 impl std::fmt::Debug for End {
@@ -200,6 +216,7 @@ impl std::fmt::Debug for End {
         match self {
             End::Done(v) => write!(f, "done {v}"),
             End::Failed(e) => write!(f, "failed {e}"),
+            End::Blocked(at, _) => write!(f, "blocked at {at}"),
         }
     }
 }
@@ -211,6 +228,8 @@ struct Sim {
     ran: Vec<String>,
     /// The `ExpressionAttributeValues` of each job update, resolved.
     updates: Vec<Value>,
+    /// Steps a `Finished` notice reported, with the values it carried.
+    finished: Map<String, Value>,
 }
 
 impl Sim {
@@ -231,15 +250,39 @@ impl Sim {
         None
     }
 
+    /// Runs branches one at a time; a branch blocked at a join gate resumes
+    /// once others have finished what it waits for. No progress in a round
+    /// is a deadlock, and an error.
     fn group(&mut self, runs: Vec<(Value, String, Value)>) -> Result<Result<Value, Value>, String> {
-        let mut outputs = Vec::new();
-        for (states, start, input) in runs {
-            match self.run(&states, &start, input)? {
-                End::Done(out) => outputs.push(out),
-                End::Failed(e) => return Ok(Err(e)),
+        let mut outputs = vec![None; runs.len()];
+        let mut pending: Vec<(usize, Value, String, Value)> = runs
+            .into_iter()
+            .enumerate()
+            .map(|(i, (s, at, d))| (i, s, at, d))
+            .collect();
+        while !pending.is_empty() {
+            let mut blocked = Vec::new();
+            let mut moved = false;
+            for (i, states, at, input) in pending {
+                match self.run(&states, &at, input)? {
+                    End::Done(out) => {
+                        outputs[i] = Some(out);
+                        moved = true;
+                    }
+                    End::Failed(e) => return Ok(Err(e)),
+                    End::Blocked(now, data) => {
+                        moved |= now != at;
+                        blocked.push((i, states, now, data));
+                    }
+                }
             }
+            if !moved {
+                let at: Vec<&String> = blocked.iter().map(|b| &b.2).collect();
+                return Err(format!("deadlock: every branch waits at a gate: {at:?}"));
+            }
+            pending = blocked;
         }
-        Ok(Ok(Value::Array(outputs)))
+        Ok(Ok(Value::Array(outputs.into_iter().flatten().collect())))
     }
 
     fn run(&mut self, states: &Value, start: &str, mut data: Value) -> Result<End, String> {
@@ -258,7 +301,36 @@ impl Sim {
                     {
                         self.updates.push(resolved["ExpressionAttributeValues"].clone());
                     }
+                    let spec = &resolved["MessageBody"]["spec"];
                     match params["MessageBody"]["step"].as_str() {
+                        Some(step) if spec["kind"] == "finished" => {
+                            self.finished.insert(step.to_owned(), spec["values"].clone());
+                            Ok(json!({}))
+                        }
+                        Some(_) if spec["kind"] == "gate" => {
+                            let deps: Vec<&str> = spec["deps"]
+                                .as_array()
+                                .into_iter()
+                                .flatten()
+                                .filter_map(Value::as_str)
+                                .collect();
+                            if deps.iter().any(|d| !self.finished.contains_key(*d)) {
+                                return Ok(End::Blocked(current, data));
+                            }
+                            let mut v = Map::new();
+                            for id in spec["values"]
+                                .as_array()
+                                .into_iter()
+                                .flatten()
+                                .filter_map(Value::as_str)
+                            {
+                                let found = self.finished.values().find_map(|values| values.get(id));
+                                let found =
+                                    found.ok_or_else(|| format!("{context}: no notice carried the values of {id}"))?;
+                                v.insert(id.to_owned(), found.clone());
+                            }
+                            Ok(json!({"v": v}))
+                        }
                         Some(step) => {
                             self.ran.push(step.to_owned());
                             match &self.fail {
@@ -418,7 +490,7 @@ proptest! {
     fn every_value_read_is_there_when_it_is_read(text in workflow(10)) {
         let compiled = common::compiled(&text);
         let asl = &compiled.asl;
-        let mut sim = Sim { fail: None, ran: Vec::new(), updates: Vec::new() };
+        let mut sim = Sim { fail: None, ran: Vec::new(), updates: Vec::new(), finished: Map::new() };
         let end = sim.run(&asl["States"], asl["StartAt"].as_str().unwrap_or_default(), start());
         prop_assert!(matches!(end, Ok(End::Done(_))), "{:?}\n{}", end, text);
         let steps: BTreeSet<&String> = sim.ran.iter().filter(|s| s.starts_with('s')).collect();
@@ -442,7 +514,7 @@ proptest! {
         if with_cause {
             error["Cause"] = json!("the tool said no");
         }
-        let mut sim = Sim { fail: Some((step.clone(), error)), ran: Vec::new(), updates: Vec::new() };
+        let mut sim = Sim { fail: Some((step.clone(), error)), ran: Vec::new(), updates: Vec::new(), finished: Map::new() };
         let end = sim.run(&asl["States"], asl["StartAt"].as_str().unwrap_or_default(), start());
         let failed = match end {
             Ok(End::Failed(e)) => e,

@@ -177,6 +177,39 @@ steps:
 }
 
 #[test]
+fn a_map_over_a_wide_fan_out_and_wide_without_items_are_refused() {
+    let d = problems(
+        "name: wide
+steps:
+  list:
+    model: { model: haiku, prompt: list }
+  each:
+    for_each: \"{{ steps.list.output.items }}\"
+    wide: true
+    max_concurrency: 500
+    tool: { gateway: research, name: web_search, arguments: { query: \"{{ item }}\" } }
+  again:
+    for_each: \"{{ steps.each.output }}\"
+    model: { model: haiku, prompt: \"{{ item }}\" }
+  alone:
+    wide: true
+    model: { model: haiku, prompt: alone }
+",
+    );
+    assert!(d.find("garden::max-concurrency").is_none(), "500 is allowed when wide");
+    let map = d
+        .problems
+        .iter()
+        .find(|p| p.message == "a Map state cannot iterate over a wide fan-out")
+        .expect("the Map over a wide step is refused");
+    assert_at(map, 11, 19, "steps.each.output");
+    assert!(map.help.as_deref().unwrap_or_default().contains("add `wide: true` here"));
+    let p = find(&d, "garden::wide");
+    assert_eq!(p.message, "`wide` without `for_each`");
+    assert_at(p, 14, 11, "true");
+}
+
+#[test]
 fn every_problem_is_reported_at_once() {
     let d = problems(
         "name: many

@@ -68,6 +68,9 @@ impl Reader<'_> {
         };
         let when = fields.get("when").filter(|n| self.string(n).is_some()).cloned();
         let for_each = fields.get("for_each").cloned();
+        let wide = fields
+            .get("wide")
+            .and_then(|n| self.boolean(n).map(|v| Spanned::new(v, n.span)));
         let max_concurrency = fields
             .get("max_concurrency")
             .and_then(|n| self.uint(n).map(|v| Spanned::new(v, n.span)));
@@ -83,6 +86,7 @@ impl Reader<'_> {
             needs,
             when,
             for_each,
+            wide,
             max_concurrency,
             timeout_secs,
             heartbeat_secs,

@@ -5,14 +5,51 @@ use super::*;
 
 impl Resolver<'_> {
     pub(super) fn modifiers(&mut self, i: usize, s: &StepDef, steps: &mut [Step]) {
+        let wide = s.wide.as_ref().is_some_and(|w| w.value);
+        let limit = if wide {
+            MAX_WIDE_CONCURRENCY
+        } else {
+            MAX_MAP_CONCURRENCY
+        };
         if let Some(mc) = &s.max_concurrency
-            && (mc.value == 0 || mc.value > MAX_MAP_CONCURRENCY)
+            && (mc.value == 0 || mc.value > limit)
         {
-            let message = format!("`max_concurrency` must be between 1 and {MAX_MAP_CONCURRENCY}");
-            let help = format!(
-                "an inline Map state runs at most {MAX_MAP_CONCURRENCY} iterations at once; use {MAX_MAP_CONCURRENCY} or less"
-            );
+            let message = format!("`max_concurrency` must be between 1 and {limit}");
+            let help = if wide {
+                format!("use {limit} or less; the workers' concurrency per kind bounds it too")
+            } else {
+                format!(
+                    "an inline Map state runs at most {limit} iterations at once; use {limit} or less, or add `wide: true`"
+                )
+            };
             self.error("garden::max-concurrency", message, mc.span, "out of range", help);
+        }
+        if let Some(w) = &s.wide
+            && w.value
+        {
+            let runs_on_worker = matches!(
+                s.kind,
+                StepKindDef::Model(_) | StepKindDef::Tool { .. } | StepKindDef::Agent { .. }
+            );
+            if s.for_each.is_none() {
+                let help = "add `for_each` naming the items, or remove `wide`";
+                self.error(
+                    "garden::wide",
+                    "`wide` without `for_each`",
+                    w.span,
+                    "nothing to fan out",
+                    help,
+                );
+            } else if !runs_on_worker {
+                let help = "only model, tool and agent steps fan out wide; remove `wide` to use a Map state";
+                self.error(
+                    "garden::wide",
+                    "this kind of step cannot be `wide`",
+                    w.span,
+                    "not a worker step",
+                    help,
+                );
+            }
         }
         if let Some(node) = &s.for_each {
             steps[i].for_each = self.for_each(i, node, s, steps);
@@ -116,7 +153,24 @@ impl Resolver<'_> {
         let source = self.path(path, span, Some(s), false)?;
         steps[i].deps.push((source, span));
         let rest_text = segments_text(rest);
-        let export = if steps[source].for_each.is_some() || self.def.steps[source].for_each.is_some() {
+        let wide = s.wide.as_ref().is_some_and(|w| w.value);
+        let source_wide = self.def.steps[source].wide.as_ref().is_some_and(|w| w.value);
+        let export = if source_wide && !wide {
+            let help = format!(
+                "`{name}` is `wide`: its items are not in the state; add `wide: true` here, or drop it from `{name}`"
+            );
+            self.error(
+                "garden::for-each",
+                "a Map state cannot iterate over a wide fan-out",
+                span,
+                "wide output",
+                help,
+            );
+            return None;
+        } else if wide {
+            // The worker reads the items from DynamoDB; the state carries nothing.
+            String::new()
+        } else if steps[source].for_each.is_some() || self.def.steps[source].for_each.is_some() {
             if !rest.is_empty() {
                 let help = format!(
                     "iterate over `steps.{name}.output`, or add a step that picks `{rest_text}` from each item"
@@ -134,15 +188,24 @@ impl Resolver<'_> {
         } else {
             steps[source].request_export(&rest_text, ExportShape::Indices)
         };
-        let max_concurrency = s
-            .max_concurrency
-            .as_ref()
-            .map(|mc| mc.value)
-            .filter(|&mc| (1..=MAX_MAP_CONCURRENCY).contains(&mc));
+        let max_concurrency = s.max_concurrency.as_ref().map(|mc| mc.value).filter(|&mc| {
+            (1..=if wide {
+                MAX_WIDE_CONCURRENCY
+            } else {
+                MAX_MAP_CONCURRENCY
+            })
+                .contains(&mc)
+        });
+        let max_concurrency = if wide {
+            max_concurrency.or(Some(DEFAULT_WIDE_CONCURRENCY))
+        } else {
+            max_concurrency
+        };
         Some(ForEach {
             source,
             export,
             max_concurrency,
+            wide,
             template: text.to_owned(),
         })
     }

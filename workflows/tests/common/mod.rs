@@ -34,7 +34,7 @@ pub fn compiled_example(name: &str) -> Compiled {
 }
 
 /// Definitions with shapes worth pinning: name and YAML.
-pub const SHAPES: [(&str, &str); 5] = [
+pub const SHAPES: [(&str, &str); 7] = [
     (
         "diamond",
         "name: diamond
@@ -67,6 +67,39 @@ steps:
   d:
     needs: [b]
     model: { model: haiku, prompt: explain }
+",
+    ),
+    (
+        "gate-with-values",
+        "name: gate-with-values
+description: c reads b's verdict, which another branch produced; the gate brings it.
+steps:
+  a:
+    model: { model: haiku, prompt: draft, output_schema: { type: object } }
+  b:
+    model: { model: haiku, prompt: check, output_schema: { type: object } }
+  c:
+    needs: [a]
+    when: \"{{ steps.b.output.ok }}\"
+    model: { model: haiku, prompt: \"publish {{ steps.a.output }}\" }
+  d:
+    needs: [b]
+    model: { model: haiku, prompt: explain }
+",
+    ),
+    (
+        "wide-fan-out",
+        "name: wide-fan-out
+steps:
+  items:
+    tool: { gateway: research, name: web_search, arguments: { query: \"{{ input.topic }}\" } }
+  each:
+    for_each: \"{{ steps.items.output.results }}\"
+    wide: true
+    max_concurrency: 50
+    model: { model: haiku, prompt: \"summarise {{ item }}\" }
+  report:
+    model: { model: haiku, prompt: \"report on {{ steps.each.output }}\" }
 ",
     ),
     (
