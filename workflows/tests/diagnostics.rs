@@ -203,7 +203,12 @@ steps:
         .find(|p| p.message == "a Map state cannot iterate over a wide fan-out")
         .expect("the Map over a wide step is refused");
     assert_at(map, 11, 19, "steps.each.output");
-    assert!(map.help.as_deref().unwrap_or_default().contains("add `wide: true` here"));
+    assert!(
+        map.help
+            .as_deref()
+            .unwrap_or_default()
+            .contains("add `wide: true` here")
+    );
     let p = find(&d, "garden::wide");
     assert_eq!(p.message, "`wide` without `for_each`");
     assert_at(p, 14, 11, "true");
