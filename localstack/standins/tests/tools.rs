@@ -53,8 +53,10 @@ async fn lists_every_tool_with_schemas_and_negotiates_an_initialize_version() {
             "calculate_irr",
             "calculate_npv",
             "create_ticket",
+            "list_items",
             "loan_payment",
             "lookup_customer",
+            "pause",
             "web_search"
         ]
     );
@@ -181,5 +183,49 @@ async fn refused_arguments_and_unknown_tools_are_tool_errors() {
     let unknown = call(&client, "delete_everything", json!({})).await;
     assert_eq!(unknown.is_error, Some(true));
     assert!(text(&unknown).contains("delete_everything"));
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn pause_counts_the_calls_of_its_lane_and_list_items_counts_up() {
+    let client = connect().await;
+    let pause = |lane: &'static str, tag: u64| {
+        let client = &client;
+        async move { call(client, "pause", json!({ "ms": 300, "lane": lane, "tag": tag })).await }
+    };
+    // Two calls of lane `a` overlap, one of lane `b` runs beside them.
+    let (first, second, other) = tokio::join!(
+        pause("a", 1),
+        async {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            pause("a", 2).await
+        },
+        pause("b", 3)
+    );
+    let first = first.structured_content.unwrap();
+    let second = second.structured_content.unwrap();
+    assert_eq!(first["in_flight"], 1, "{first}");
+    assert_eq!(second["in_flight"], 2, "{second}");
+    assert_eq!(second["tag"], 2);
+    assert_eq!(
+        other.structured_content.unwrap()["in_flight"],
+        1,
+        "lanes are counted apart"
+    );
+    let after = call(&client, "pause", json!({ "ms": 0, "lane": "a" })).await;
+    assert_eq!(
+        after.structured_content.unwrap()["in_flight"],
+        1,
+        "finished calls leave the lane"
+    );
+
+    let too_long = call(&client, "pause", json!({ "ms": 600_001 })).await;
+    assert_eq!(too_long.is_error, Some(true));
+
+    let items = call(&client, "list_items", json!({ "count": 4 })).await;
+    assert_eq!(items.structured_content.unwrap()["items"], json!([0, 1, 2, 3]));
+    let too_many = call(&client, "list_items", json!({ "count": 100_001 })).await;
+    assert_eq!(too_many.is_error, Some(true));
+    assert!(text(&too_many).contains("at most 100000"), "{}", text(&too_many));
     client.cancel().await.unwrap();
 }

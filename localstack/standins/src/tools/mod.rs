@@ -210,7 +210,9 @@ impl ToolsStandin {
         }
     }
 
-    #[tool(description = "Take the given time, then say how many calls of the same lane were running; for timing tests")]
+    #[tool(
+        description = "Take the given time, then say how many calls of the same lane were running; for timing tests"
+    )]
     async fn pause(&self, Parameters(args): Parameters<PauseArgs>) -> Result<Json<Paused>, String> {
         if args.ms > 600_000 {
             return Err(format!("ms must be at most 600000, got {}", args.ms));
