@@ -12,6 +12,8 @@
 //! | `token`, `token_attempt` | the waiting Task's token and its `$$.State.RetryCount` |
 //! | `opened` (BOOL) | the token was claimed for sending; set once per token |
 //! | `failed`, `failed_error`, `failed_cause` | the first dependency that failed |
+//! | `wanted` (SS) | state ids of the dependencies whose values the opening returns |
+//! | `value_<id>` (S) | a finished dependency's exported values (JSON), kept from its first report |
 //!
 //! Both sides pass the full dependency list, so whichever comes first creates
 //! the item: [`register`] (the waiting Task, with its token) and [`finish`] (a
@@ -23,6 +25,8 @@
 //! AND (remaining = 0 OR attribute_exists(failed))`; only the winner sends the
 //! token back (`SendTaskSuccess`, or `SendTaskFailure` with
 //! [`DEPENDENCY_FAILED`] and the failed dependency's cause, for `on_error`).
+//! The success output is `{"v": {<id>: values}}` for the `wanted` ids whose
+//! values were stored, or `{}` when the gate wants none ([`GateState::output`]).
 //!
 //! The three orders, each safe when both sides call [`open_if_ready`]:
 //! - the gate registers after the last dependency finished: `remaining` is
@@ -43,31 +47,34 @@
 //! A caller that dies between the claim and the send leaves the gate claimed
 //! (see the `opened_at` attribute); the waiting Task's timeout is the backstop.
 //!
-//! Not wired yet (tracked in issue 6): the compiler emits no gate Task, and the
-//! step worker does not call [`finish`]. The intended wiring: a Task before the
-//! joining step on the control queue carrying `Action::Gate { deps }`, whose
-//! handler calls [`register`] then [`open_if_ready`], with `ResultPath: null`
-//! and a Catch on `Garden.DependencyFailed` from the step's `on_error`; each
-//! task message lists the gates waiting on its step, and the step worker calls
-//! [`finish`] after storing the outcome (also on the "already succeeded" path,
-//! on terminal failure and on `States.Timeout`), then [`open_if_ready`]; a
-//! skipped `when` step must finish its gates too.
+//! Wiring ([`crate::join`]): the compiler puts a `Join <step>` Task on the
+//! control queue before the joining step (its message carries
+//! `Action::Gate`, answered by [`register_wanting`] then [`open_if_ready`]),
+//! and a `Finished <dep>` notice after every way out of each dependency
+//! (`Action::Finished`, counted by [`finish_with_values`] in each gate, then
+//! [`open_if_ready`]).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use aws_sdk_dynamodb::operation::update_item::{UpdateItemError, UpdateItemOutput};
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
-use aws_sdk_sfn::operation::send_task_failure::SendTaskFailureError;
-use aws_sdk_sfn::operation::send_task_success::SendTaskSuccessError;
-use garden_workflows::wire::TaskResult;
+use serde_json::{Map, Value};
 
-use crate::error::{AwsError, Retryable, StoreError};
+use crate::error::StoreError;
 use crate::store::{job_pk, now_rfc3339, step_suffix};
+
+mod open;
+
+pub use open::{Opening, claim, open_if_ready};
 
 /// The error a gate fails its waiting Task with when a dependency failed.
 pub const DEPENDENCY_FAILED: &str = "Garden.DependencyFailed";
 
 type Item = HashMap<String, AttributeValue>;
+
+/// The attribute holding a dependency's exported values is this prefix and
+/// the dependency's state id.
+const VALUE_PREFIX: &str = "value_";
 
 /// Which gate: the job and the waiting step (or one `for_each` item of it).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,6 +131,10 @@ pub struct GateState {
     pub token_attempt: Option<u32>,
     pub opened: bool,
     pub failed: Option<DepFailure>,
+    /// State ids of the dependencies whose values the opening returns.
+    pub wanted: BTreeSet<String>,
+    /// Stored values by state id, as JSON text.
+    pub values: BTreeMap<String, String>,
 }
 
 impl GateState {
@@ -131,6 +142,25 @@ impl GateState {
     /// finished or one failed, and nobody claimed it yet.
     pub fn ready(&self) -> bool {
         !self.opened && self.token.is_some() && (self.remaining <= 0 || self.failed.is_some())
+    }
+
+    /// What a successful opening sends: `{"v": {<id>: values}}` with the
+    /// stored values of each wanted dependency, or `{}` when none is wanted.
+    /// A wanted dependency that sent no values is left out.
+    pub fn output(&self) -> Value {
+        if self.wanted.is_empty() {
+            return Value::Object(Map::new());
+        }
+        let values: Map<String, Value> = self
+            .wanted
+            .iter()
+            .filter_map(|id| {
+                let raw = self.values.get(id)?;
+                let value = serde_json::from_str(raw).unwrap_or_else(|_| Value::String(raw.clone()));
+                Some((id.clone(), value))
+            })
+            .collect();
+        serde_json::json!({ "v": values })
     }
 
     fn from_item(key: &GateKey, item: &Item) -> Result<Self, StoreError> {
@@ -158,17 +188,16 @@ impl GateState {
             },
             opened: matches!(item.get("opened"), Some(AttributeValue::Bool(true))),
             failed,
+            wanted: get_ss(item, "wanted"),
+            values: item
+                .iter()
+                .filter_map(|(name, value)| match value {
+                    AttributeValue::S(raw) => Some((name.strip_prefix(VALUE_PREFIX)?.to_owned(), raw.clone())),
+                    _ => None,
+                })
+                .collect(),
         })
     }
-}
-
-/// What the winner of [`claim`] sends to the waiting Task.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Opening {
-    pub token: String,
-    pub failed: Option<DepFailure>,
-    /// The gate as it was when claimed.
-    pub state: GateState,
 }
 
 /// The waiting Task registers its token. `deps` is the waiting step's full
@@ -182,20 +211,40 @@ pub async fn register(
     token: &str,
     attempt: u32,
 ) -> Result<GateState, StoreError> {
+    register_wanting(ddb, table, key, deps, &[], token, attempt).await
+}
+
+/// [`register`] for a gate that answers with the values of some dependencies:
+/// `wanted` are their state ids (see [`GateState::output`]).
+pub async fn register_wanting(
+    ddb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    key: &GateKey,
+    deps: &[String],
+    wanted: &[String],
+    token: &str,
+    attempt: u32,
+) -> Result<GateState, StoreError> {
     let deps: BTreeSet<String> = deps.iter().cloned().collect();
+    let wanted_clause = if wanted.is_empty() { "" } else { "wanted = :wanted, " };
     let set = format!(
-        "SET #token = :token, token_attempt = :attempt, remaining = if_not_exists(remaining, :count), {}",
+        "SET #token = :token, token_attempt = :attempt, {wanted_clause}remaining = if_not_exists(remaining, :count), {}",
         create_clauses(&deps)
     );
     // The same attempt again (or the first one): keep whatever was opened.
     let same = "attribute_not_exists(token_attempt) OR token_attempt = :attempt";
     let update = |expression: String, condition: &'static str| {
-        write(ddb, table, key, &deps)
+        let builder = write(ddb, table, key, &deps)
             .update_expression(expression)
             .condition_expression(condition)
             .expression_attribute_names("#token", "token")
             .expression_attribute_values(":token", AttributeValue::S(token.to_owned()))
-            .expression_attribute_values(":attempt", AttributeValue::N(attempt.to_string()))
+            .expression_attribute_values(":attempt", AttributeValue::N(attempt.to_string()));
+        if wanted.is_empty() {
+            builder
+        } else {
+            builder.expression_attribute_values(":wanted", AttributeValue::Ss(wanted.to_vec()))
+        }
     };
     if let Some(item) = conditional(update(set.clone(), same).send().await)? {
         return checked(key, &deps, item);
@@ -220,6 +269,21 @@ pub async fn finish(
     deps: &[String],
     dep: &str,
     outcome: &DepOutcome,
+) -> Result<GateState, StoreError> {
+    finish_with_values(ddb, table, key, deps, dep, outcome, &Map::new()).await
+}
+
+/// [`finish`], also keeping the dependency's exported values by state id
+/// (`{<id>: values}`) for the opening to return. They are written with the
+/// count, so a report that is not counted (a duplicate) changes nothing.
+pub async fn finish_with_values(
+    ddb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    key: &GateKey,
+    deps: &[String],
+    dep: &str,
+    outcome: &DepOutcome,
+    values: &Map<String, Value>,
 ) -> Result<GateState, StoreError> {
     let deps: BTreeSet<String> = deps.iter().cloned().collect();
     if !deps.contains(dep) {
@@ -247,6 +311,12 @@ pub async fn finish(
             .expression_attribute_values(":error", AttributeValue::S(error.clone()))
             .expression_attribute_values(":cause", AttributeValue::S(cause.clone()));
     }
+    for (n, (id, value)) in values.iter().enumerate() {
+        expression.push_str(&format!(", #value{n} = if_not_exists(#value{n}, :value{n})"));
+        builder = builder
+            .expression_attribute_names(format!("#value{n}"), format!("{VALUE_PREFIX}{id}"))
+            .expression_attribute_values(format!(":value{n}"), AttributeValue::S(value.to_string()));
+    }
     expression.push_str(" ADD done :done");
     match conditional(builder.update_expression(expression).send().await)? {
         Some(item) => checked(key, &deps, item),
@@ -255,60 +325,6 @@ pub async fn finish(
             read(ddb, table, key).await
         }
     }
-}
-
-/// Opens the gate if it is ready and nobody else has: the winner sends the
-/// token back. Returns whether this call opened it.
-pub async fn open_if_ready(
-    ddb: &aws_sdk_dynamodb::Client,
-    sfn: &aws_sdk_sfn::Client,
-    table: &str,
-    key: &GateKey,
-) -> Result<bool, Retryable> {
-    let Some(opening) = claim(ddb, table, key).await? else {
-        return Ok(false);
-    };
-    if let Err(err) = send(sfn, key, &opening).await {
-        // Give the claim back so that the retried message can open the gate.
-        release(ddb, table, key, &opening.token).await?;
-        return Err(err.into());
-    }
-    tracing::info!(gate = %key.describe(), failed = opening.failed.is_some(), "gate opened");
-    Ok(true)
-}
-
-/// The conditional claim of [`open_if_ready`], without the send: `Some` for
-/// exactly one caller per token, once the gate is ready.
-pub async fn claim(ddb: &aws_sdk_dynamodb::Client, table: &str, key: &GateKey) -> Result<Option<Opening>, StoreError> {
-    let claimed = ddb
-        .update_item()
-        .table_name(table)
-        .key("PK", AttributeValue::S(job_pk(&key.job_id)))
-        .key("SK", AttributeValue::S(key.sk()))
-        .update_expression("SET opened = :true, opened_at = :now")
-        .condition_expression(
-            "attribute_not_exists(opened) AND attribute_exists(#token) AND (remaining = :zero OR attribute_exists(failed))",
-        )
-        .expression_attribute_names("#token", "token")
-        .expression_attribute_values(":true", AttributeValue::Bool(true))
-        .expression_attribute_values(":zero", AttributeValue::N("0".into()))
-        .expression_attribute_values(":now", AttributeValue::S(now_rfc3339()))
-        .return_values(ReturnValue::AllNew)
-        .send()
-        .await;
-    let Some(item) = conditional(claimed)? else {
-        return Ok(None);
-    };
-    let state = GateState::from_item(key, &item)?;
-    let token = state.token.clone().ok_or_else(|| StoreError::Data {
-        key: key.describe(),
-        message: "claimed gate has no token".into(),
-    })?;
-    Ok(Some(Opening {
-        token,
-        failed: state.failed.clone(),
-        state,
-    }))
 }
 
 /// Reads a gate (strongly consistent); an absent gate is an error.
@@ -327,80 +343,6 @@ pub async fn read(ddb: &aws_sdk_dynamodb::Client, table: &str, key: &GateKey) ->
         message: "gate is missing".into(),
     })?;
     GateState::from_item(key, &item)
-}
-
-async fn send(sfn: &aws_sdk_sfn::Client, key: &GateKey, opening: &Opening) -> Result<(), AwsError> {
-    // `Err((gone, error))`: `gone` when the waiting Task no longer takes answers.
-    let sent = match &opening.failed {
-        None => {
-            let result = TaskResult {
-                step: key.step.clone(),
-                item: key.item,
-                exports: Default::default(),
-            };
-            sfn.send_task_success()
-                .task_token(&opening.token)
-                .output(serde_json::to_string(&result).unwrap_or_default())
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|err| {
-                    let gone = matches!(
-                        err.as_service_error(),
-                        Some(
-                            SendTaskSuccessError::TaskTimedOut(_)
-                                | SendTaskSuccessError::InvalidToken(_)
-                                | SendTaskSuccessError::TaskDoesNotExist(_)
-                        )
-                    );
-                    (gone, AwsError::new("SendTaskSuccess", err))
-                })
-        }
-        Some(failure) => sfn
-            .send_task_failure()
-            .task_token(&opening.token)
-            .error(DEPENDENCY_FAILED)
-            .cause(&failure.cause)
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|err| {
-                let gone = matches!(
-                    err.as_service_error(),
-                    Some(
-                        SendTaskFailureError::TaskTimedOut(_)
-                            | SendTaskFailureError::InvalidToken(_)
-                            | SendTaskFailureError::TaskDoesNotExist(_)
-                    )
-                );
-                (gone, AwsError::new("SendTaskFailure", err))
-            }),
-    };
-    match sent {
-        Ok(()) => Ok(()),
-        Err((true, _)) => {
-            tracing::warn!(gate = %key.describe(), "the waiting task is gone: nothing to open");
-            Ok(())
-        }
-        Err((false, err)) => Err(err),
-    }
-}
-
-/// Undoes a claim whose send failed, if the token is still the same.
-async fn release(ddb: &aws_sdk_dynamodb::Client, table: &str, key: &GateKey, token: &str) -> Result<(), StoreError> {
-    let released = ddb
-        .update_item()
-        .table_name(table)
-        .key("PK", AttributeValue::S(job_pk(&key.job_id)))
-        .key("SK", AttributeValue::S(key.sk()))
-        .update_expression("REMOVE opened, opened_at")
-        .condition_expression("opened = :true AND #token = :token")
-        .expression_attribute_names("#token", "token")
-        .expression_attribute_values(":true", AttributeValue::Bool(true))
-        .expression_attribute_values(":token", AttributeValue::S(token.to_owned()))
-        .send()
-        .await;
-    conditional(released).map(|_| ())
 }
 
 /// The update every gate write starts from: the key and the values that

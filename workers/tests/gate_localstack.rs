@@ -2,7 +2,10 @@
 //! after, during and before its last dependency finishes, with every finish
 //! reported twice and every side trying to open the gate afterwards. Each
 //! trial must open the gate exactly once, never before all dependencies
-//! finished (or one failed), and count no dependency twice.
+//! finished (or one failed), and count no dependency twice. The worker side
+//! ([`garden_workers::join`]) is raced the same way, its gate messages and
+//! finished notices each delivered twice, with Step Functions replaced by a
+//! recorder of the answers.
 //!
 //! Needs LocalStack on 127.0.0.1:4566 (`bash localstack/up.sh`). Each test
 //! makes its own table and deletes it at the end.
@@ -21,11 +24,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use aws_lambda_events::event::sqs::SqsMessage;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::client::Waiters;
 use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
 use futures::FutureExt;
 use garden_workers::gate::{self, DepOutcome, GateKey, GateState, Opening};
+use garden_workers::{Clients, Context, Settings};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream as AsyncTcpStream};
 
@@ -60,6 +65,16 @@ async fn a_gate_registered_before_its_last_dependency_opens_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_failed_dependency_opens_the_gate_once_with_its_failure() {
     with_table(|ddb, table| async move { failures(&ddb, &table).await }).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_gate_opens_with_the_values_it_wants() {
+    with_table(|ddb, table| async move { values(&ddb, &table).await }).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn notices_delivered_twice_open_the_gate_once() {
+    with_serial_table(|port, table| async move { notices(port, table).await }).await;
 }
 
 /// One side of a trial: its write, then an attempt to open the gate.
@@ -235,6 +250,216 @@ async fn failures(ddb: &Client, table: &str) {
     }
 }
 
+/// Every dependency reports its values twice, each time different, while
+/// the gate registers: the opening returns the values of the wanted
+/// dependencies only, those of the report that was counted.
+async fn values(ddb: &Client, table: &str) {
+    let deps: Vec<String> = DEPS.iter().map(|d| (*d).to_owned()).collect();
+    let wanted = vec!["a".to_owned(), "c".to_owned()];
+    for n in 0..TRIALS / 2 {
+        let key = GateKey::new(format!("values-{n}"), "join", None);
+        let openings: Openings = Arc::default();
+        let mut runs = Vec::new();
+        for (dep, report) in DEPS.iter().flat_map(|dep| [(*dep, 0), (*dep, 1)]) {
+            let (ddb, table, key, deps, openings) = (
+                ddb.clone(),
+                table.to_owned(),
+                key.clone(),
+                deps.clone(),
+                openings.clone(),
+            );
+            runs.push(tokio::spawn(async move {
+                jitter().await;
+                let values = serde_json::json!({ dep: {"trial": n, "report": report} });
+                let values = values.as_object().expect("an object");
+                let state = gate::finish_with_values(&ddb, &table, &key, &deps, dep, &DepOutcome::Ok, values)
+                    .await
+                    .expect("finish");
+                open_wanting(&ddb, &table, &key, &state, &openings).await;
+            }));
+        }
+        let (ddb2, table2, key2, deps2, wanted2, openings2) = (
+            ddb.clone(),
+            table.to_owned(),
+            key.clone(),
+            deps.clone(),
+            wanted.clone(),
+            openings.clone(),
+        );
+        runs.push(tokio::spawn(async move {
+            jitter().await;
+            let state = gate::register_wanting(&ddb2, &table2, &key2, &deps2, &wanted2, "token-1", 0)
+                .await
+                .expect("register");
+            open_wanting(&ddb2, &table2, &key2, &state, &openings2).await;
+        }));
+        for run in futures::future::join_all(runs).await {
+            run.expect("trial task");
+        }
+
+        let openings = openings.lock().unwrap().clone();
+        assert_eq!(openings.len(), 1, "values trial {n} opened {} times", openings.len());
+        let output = openings[0].state.output();
+        assert_eq!(output["v"].as_object().map(|v| v.len()), Some(2), "{output}");
+        let stored = gate::read(ddb, table, &key).await.expect("read");
+        assert_eq!(stored.values.len(), 3, "every dependency's values are kept: {stored:?}");
+        assert_eq!(stored.remaining, 0);
+        for id in ["a", "c"] {
+            assert_eq!(output["v"][id]["trial"], n, "{output}");
+            let kept: serde_json::Value = serde_json::from_str(&stored.values[id]).expect("JSON values");
+            assert_eq!(output["v"][id], kept, "the values counted with the dependency are sent");
+        }
+        // A late report is a duplicate: the values stay those sent.
+        let late = serde_json::json!({"a": {"trial": n, "report": 2}});
+        let late = gate::finish_with_values(ddb, table, &key, &deps, "a", &DepOutcome::Ok, late.as_object().unwrap())
+            .await
+            .expect("late finish");
+        assert_eq!(late.values, stored.values);
+    }
+}
+
+type Openings = Arc<std::sync::Mutex<Vec<Opening>>>;
+
+/// Claims the gate when `state` says it is ready, keeping what was claimed.
+async fn open_wanting(ddb: &Client, table: &str, key: &GateKey, state: &GateState, openings: &Openings) {
+    if state.ready()
+        && let Some(opening) = gate::claim(ddb, table, key).await.expect("claim")
+    {
+        openings.lock().unwrap().push(opening);
+    }
+}
+
+/// The worker side: the gate message and every finished notice delivered
+/// twice, in three orders; one answer per token, with the wanted values.
+async fn notices(port: u16, table: String) {
+    let answers = Answers::start().await;
+    let mut clients = Clients::from_sdk_config(&sdk_config(port).await);
+    clients.sfn = aws_sdk_sfn::Client::new(&sdk_config(answers.port).await);
+    let settings = Settings {
+        table: table.clone(),
+        ..Settings::default()
+    };
+    let ctx = Arc::new(Context::new(settings, clients));
+    let ddb = client(port).await;
+    let deliver = |body: String| {
+        let ctx = ctx.clone();
+        tokio::spawn(async move {
+            jitter().await;
+            let mut record = SqsMessage::default();
+            record.message_id = Some(format!("m-{}", fastrand::u64(..)));
+            record.body = Some(body);
+            garden_workers::step::process(&ctx, &record)
+                .await
+                .expect("the message is handled");
+        })
+    };
+    let deps = serde_json::json!(DEPS);
+    for n in 0..TRIALS / 2 {
+        let job = format!("notices-{n}");
+        let token = format!("token-{n}");
+        let gate_message = serde_json::json!({
+            "token": token, "job_id": job, "workflow": "w", "step": "join", "attempt": 0,
+            "spec": {"kind": "gate", "deps": deps, "values": ["a"]},
+        })
+        .to_string();
+        let notice = |dep: &str| {
+            let mut spec = serde_json::json!({"kind": "finished", "gates": [{"step": "join", "deps": deps}]});
+            if dep == "a" {
+                spec["values"] = serde_json::json!({"a": {"trial": n}});
+            }
+            serde_json::json!({"job_id": job, "workflow": "w", "step": dep, "spec": spec}).to_string()
+        };
+        let twice = |body: String| [deliver(body.clone()), deliver(body)];
+        let key = GateKey::new(&job, "join", None);
+        match n % 3 {
+            // The gate waits first; the last dependency's two notices open it.
+            0 => {
+                futures::future::join_all(twice(gate_message.clone())).await;
+                futures::future::join_all(DEPS[..2].iter().flat_map(|dep| twice(notice(dep)))).await;
+                assert!(answers.to(&token).is_empty(), "opened before `c` finished");
+                let state = gate::read(&ddb, &table, &key).await.expect("read");
+                assert_eq!(
+                    state.remaining, 1,
+                    "a notice delivered twice was counted twice: {state:?}"
+                );
+                futures::future::join_all(twice(notice("c"))).await;
+            }
+            // Every dependency finished first; the gate message opens it.
+            1 => {
+                futures::future::join_all(DEPS.iter().flat_map(|dep| twice(notice(dep)))).await;
+                assert!(answers.to(&token).is_empty(), "opened with no token");
+                futures::future::join_all(twice(gate_message.clone())).await;
+            }
+            // All at once.
+            _ => {
+                let runs = DEPS
+                    .iter()
+                    .flat_map(|dep| twice(notice(dep)))
+                    .chain(twice(gate_message.clone()));
+                futures::future::join_all(runs).await;
+            }
+        }
+        let sent = answers.to(&token);
+        assert_eq!(sent.len(), 1, "trial {n} answered {} times: {sent:?}", sent.len());
+        assert_eq!(sent[0], serde_json::json!({"v": {"a": {"trial": n}}}));
+    }
+}
+
+/// Stands in for Step Functions: records each `SendTaskSuccess` (token and
+/// output) and answers every call with `{}`.
+struct Answers {
+    port: u16,
+    sent: Arc<std::sync::Mutex<Vec<(String, serde_json::Value)>>>,
+}
+
+impl Answers {
+    async fn start() -> Self {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await.expect("the recorder binds");
+        let port = listener.local_addr().expect("the recorder has an address").port();
+        let sent = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let record = sent.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let record = record.clone();
+                tokio::spawn(async move {
+                    let mut client = BufReader::new(client);
+                    while let Some(request) = read_message(&mut client).await {
+                        let text = String::from_utf8_lossy(&request).into_owned();
+                        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+                        assert!(
+                            head.to_ascii_lowercase()
+                                .contains("x-amz-target: awsstepfunctions.sendtasksuccess"),
+                            "only SendTaskSuccess is expected: {head}"
+                        );
+                        let call: serde_json::Value = serde_json::from_str(body).expect("a JSON request");
+                        let output = call["output"].as_str().map(serde_json::from_str).map(Result::ok);
+                        let token = call["taskToken"].as_str().unwrap_or_default().to_owned();
+                        record
+                            .lock()
+                            .unwrap()
+                            .push((token, output.flatten().unwrap_or_default()));
+                        let response = "HTTP/1.1 200 OK\r\ncontent-type: application/x-amz-json-1.0\r\n\
+                                        content-length: 2\r\n\r\n{}";
+                        if client.get_mut().write_all(response.as_bytes()).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        Answers { port, sent }
+    }
+
+    /// The outputs sent with `token`.
+    fn to(&self, token: &str) -> Vec<serde_json::Value> {
+        let sent = self.sent.lock().unwrap();
+        sent.iter()
+            .filter(|(t, _)| t == token)
+            .map(|(_, output)| output.clone())
+            .collect()
+    }
+}
+
 async fn jitter() {
     tokio::time::sleep(Duration::from_micros(fastrand::u64(0..3_000))).await;
 }
@@ -244,6 +469,16 @@ where
     F: FnOnce(Client, String) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
+    with_serial_table(|port, table| async move { body(client(port).await, table).await }).await;
+}
+
+/// Like [`with_table`], giving the port of the [`Serial`] proxy instead of a
+/// client.
+async fn with_serial_table<F, Fut>(body: F)
+where
+    F: FnOnce(u16, String) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
     assert!(
         TcpStream::connect(("127.0.0.1", 4566)).is_ok(),
         "LocalStack is not running on 127.0.0.1:4566: start it with `bash localstack/up.sh`"
@@ -251,7 +486,7 @@ where
     let ddb = client(4566).await;
     let table = format!("garden-gate-test-{}", fastrand::u64(..));
     create_table(&ddb, &table).await;
-    let serial = client(Serial::start().await).await;
+    let serial = Serial::start().await;
     let outcome = std::panic::AssertUnwindSafe(body(serial, table.clone()))
         .catch_unwind()
         .await;
@@ -262,15 +497,18 @@ where
 }
 
 async fn client(port: u16) -> Client {
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+    Client::new(&sdk_config(port).await)
+}
+
+async fn sdk_config(port: u16) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
         .endpoint_url(format!("http://127.0.0.1:{port}"))
         .region(aws_config::Region::new("us-east-1"))
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
             "test", "test", None, None, "test",
         ))
         .load()
-        .await;
-    Client::new(&sdk)
+        .await
 }
 
 /// An HTTP/1.1 proxy to LocalStack that forwards one request at a time, so

@@ -13,6 +13,7 @@ use aws_smithy_mocks::{Rule, mock};
 use serde_json::{Value, json};
 
 use super::*;
+use crate::error::Retryable;
 use crate::tests::Mocks;
 
 fn key() -> GateKey {
@@ -103,12 +104,12 @@ fn a_gate_is_ready_with_a_token_once_all_finished_or_one_failed() {
 }
 
 #[tokio::test]
-async fn the_winner_sends_success_with_an_empty_result() {
+async fn the_winner_sends_success_with_an_empty_object() {
     let claim = claimed(gate(&[("token", AttributeValue::S("token-1".into()))]));
     let success = mock!(Sfn::send_task_success)
         .match_requests(|r| {
             r.task_token() == Some("token-1")
-                && serde_json::from_str::<Value>(r.output().unwrap()).unwrap() == json!({"step": "join", "exports": {}})
+                && serde_json::from_str::<Value>(r.output().unwrap()).unwrap() == json!({})
         })
         .then_output(|| SendTaskSuccessOutput::builder().build());
     let ctx = Mocks {
@@ -123,6 +124,113 @@ async fn the_winner_sends_success_with_an_empty_result() {
             .unwrap()
     );
     assert_eq!(success.num_calls(), 1);
+}
+
+#[tokio::test]
+async fn the_winner_sends_the_values_the_gate_wants() {
+    let claim = claimed(gate(&[
+        ("token", AttributeValue::S("token-1".into())),
+        ("wanted", AttributeValue::Ss(vec!["a".into()])),
+        ("value_a", AttributeValue::S(r#"{"score":0.9,"tags":["x"]}"#.into())),
+        ("value_b", AttributeValue::S(r#"{"ignored":true}"#.into())),
+    ]));
+    let success = mock!(Sfn::send_task_success)
+        .match_requests(|r| {
+            serde_json::from_str::<Value>(r.output().unwrap()).unwrap()
+                == json!({"v": {"a": {"score": 0.9, "tags": ["x"]}}})
+        })
+        .then_output(|| SendTaskSuccessOutput::builder().build());
+    let ctx = Mocks {
+        ddb: vec![&claim],
+        sfn: vec![&success],
+        ..Mocks::default()
+    }
+    .context();
+    assert!(
+        open_if_ready(&ctx.clients.ddb, &ctx.clients.sfn, "garden", &key())
+            .await
+            .unwrap()
+    );
+    assert_eq!(success.num_calls(), 1, "only the wanted dependency's values are sent");
+}
+
+#[test]
+fn the_output_leaves_out_wanted_values_never_stored() {
+    let state = GateState {
+        wanted: ["a".to_owned(), "b".to_owned()].into(),
+        values: [("b".to_owned(), "[1,2]".to_owned())].into(),
+        ..GateState::default()
+    };
+    assert_eq!(state.output(), json!({"v": {"b": [1, 2]}}));
+    assert_eq!(GateState::default().output(), json!({}));
+}
+
+#[tokio::test]
+async fn registering_with_wanted_values_stores_their_ids() {
+    let update = mock!(Ddb::update_item)
+        .match_requests(|r| {
+            r.update_expression().unwrap_or_default().contains("wanted = :wanted")
+                && r.expression_attribute_values().unwrap()[":wanted"] == AttributeValue::Ss(vec!["a".into()])
+        })
+        .then_output(|| {
+            let item = gate(&[
+                ("token", AttributeValue::S("token-1".into())),
+                ("wanted", AttributeValue::Ss(vec!["a".into()])),
+            ]);
+            UpdateItemOutput::builder().set_attributes(Some(item)).build()
+        });
+    let ctx = Mocks {
+        ddb: vec![&update],
+        ..Mocks::default()
+    }
+    .context();
+    let state = register_wanting(&ctx.clients.ddb, "garden", &key(), &deps(), &["a".into()], "token-1", 0)
+        .await
+        .unwrap();
+    assert_eq!(update.num_calls(), 1);
+    assert_eq!(state.wanted, ["a".to_owned()].into());
+    assert!(state.ready());
+}
+
+#[tokio::test]
+async fn finish_keeps_the_first_values_with_the_count() {
+    let update = mock!(Ddb::update_item)
+        .match_requests(|r| {
+            let expression = r.update_expression().unwrap_or_default();
+            let names = r.expression_attribute_names().unwrap();
+            let values = r.expression_attribute_values().unwrap();
+            r.condition_expression() == Some("NOT contains(done, :dep)")
+                && expression.contains("#value0 = if_not_exists(#value0, :value0)")
+                && names["#value0"] == "value_a"
+                && values[":value0"] == AttributeValue::S(r#"{"n":1}"#.into())
+        })
+        .then_output(|| {
+            let item = gate(&[
+                ("remaining", AttributeValue::N("1".into())),
+                ("done", AttributeValue::Ss(vec!["a".into()])),
+                ("value_a", AttributeValue::S(r#"{"n":1}"#.into())),
+            ]);
+            UpdateItemOutput::builder().set_attributes(Some(item)).build()
+        });
+    let ctx = Mocks {
+        ddb: vec![&update],
+        ..Mocks::default()
+    }
+    .context();
+    let values = json!({"a": {"n": 1}}).as_object().unwrap().clone();
+    let state = finish_with_values(
+        &ctx.clients.ddb,
+        "garden",
+        &key(),
+        &deps(),
+        "a",
+        &DepOutcome::Ok,
+        &values,
+    )
+    .await
+    .unwrap();
+    assert_eq!(update.num_calls(), 1);
+    assert_eq!(state.values.get("a").map(String::as_str), Some(r#"{"n":1}"#));
 }
 
 #[tokio::test]
