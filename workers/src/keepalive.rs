@@ -39,7 +39,8 @@ pub fn interval(heartbeat_secs: Option<u64>, default_secs: u64, visibility_secs:
     Duration::from_secs(secs.max(1))
 }
 
-/// Runs `work`, heartbeating every `every`.
+/// Runs `work`, heartbeating every `every`. An empty `token` (an item of a
+/// wide fan-out, which no Task waits on) only keeps the message invisible.
 pub async fn keep_alive<T>(
     ctx: &Context,
     token: &str,
@@ -53,7 +54,7 @@ pub async fn keep_alive<T>(
         tokio::select! {
             out = &mut work => return Kept::Done(out),
             _ = ticker.tick() => {
-                if !heartbeat(ctx, token).await {
+                if !token.is_empty() && !heartbeat(ctx, token).await {
                     return Kept::Gone;
                 }
                 if let Some(receipt) = receipt {

@@ -6,6 +6,8 @@
 //! provider with retries while heartbeating, store the output and usage, and
 //! send `SendTaskSuccess` with the exports, or `SendTaskFailure` with a stable
 //! error name. Approval steps park their token on the step item instead.
+//! An item of a wide fan-out ([`TaskMessage::fan`]) has no token: it answers
+//! through its fan-out ([`crate::fanout`]) instead.
 
 use std::time::Duration;
 
@@ -60,12 +62,29 @@ async fn run(ctx: &Context, record: &SqsMessage, message: &TaskMessage) -> Resul
         Action::FanOut(fan) => return crate::fanout::start(ctx, message, fan).await,
         _ => {}
     }
+    let fan = match (&message.fan, item) {
+        (Some(fan), Some(index)) => {
+            if !crate::fanout::admit(ctx, message, index).await? {
+                return Ok(());
+            }
+            Some((fan, index))
+        }
+        (Some(_), None) => {
+            tracing::error!("fan-out item message without an item index: dropping it");
+            return Ok(());
+        }
+        (None, _) => None,
+    };
 
     let existing = store::get_step(ddb, table, job, step, item).await?;
     if let Some(existing) = &existing
         && existing.status == StepStatus::Succeeded
         && let Some(result) = &existing.result
     {
+        if let Some((fan, index)) = fan {
+            tracing::info!("item already succeeded: completing it through its fan-out again");
+            return crate::fanout::complete(ctx, message, fan, index, false).await;
+        }
         tracing::info!("step already succeeded: answering again with its stored result");
         return send_success(ctx, &message.token, result).await;
     }
@@ -135,7 +154,10 @@ async fn run(ctx: &Context, record: &SqsMessage, message: &TaskMessage) -> Resul
                 output_tokens = outcome.output_tokens,
                 "step succeeded"
             );
-            send_success(ctx, &message.token, &result).await
+            match fan {
+                Some((fan, index)) => crate::fanout::complete(ctx, message, fan, index, true).await,
+                None => send_success(ctx, &message.token, &result).await,
+            }
         }
         Err(Fault::Step(error)) => fail(ctx, message, error, 0, duration_ms).await,
         Err(Fault::Failed(failure)) => {
@@ -243,7 +265,13 @@ async fn fail(
     )
     .await?;
     tracing::warn!(error = error.name, message = %error.message, "step failed");
-    send_failure(ctx, &message.token, error.name, &cause).await
+    match (&message.fan, message.item) {
+        (Some(_), Some(index)) => {
+            let cause = json!({"step": message.step, "item": index, "message": error.message}).to_string();
+            crate::fanout::fail(ctx, message, index, error.name, &cause).await
+        }
+        _ => send_failure(ctx, &message.token, error.name, &cause).await,
+    }
 }
 
 /// The values the state machine asked for, taken from the step's output.
@@ -321,7 +349,7 @@ async fn bad_task(ctx: &Context, body: &str, problem: &str) -> Result<(), Retrya
     }
 }
 
-async fn send_success(ctx: &Context, token: &str, result: &str) -> Result<(), Retryable> {
+pub(crate) async fn send_success(ctx: &Context, token: &str, result: &str) -> Result<(), Retryable> {
     match ctx
         .clients
         .sfn
@@ -343,7 +371,7 @@ async fn send_success(ctx: &Context, token: &str, result: &str) -> Result<(), Re
     }
 }
 
-async fn send_failure(ctx: &Context, token: &str, error: &str, cause: &str) -> Result<(), Retryable> {
+pub(crate) async fn send_failure(ctx: &Context, token: &str, error: &str, cause: &str) -> Result<(), Retryable> {
     let result = ctx
         .clients
         .sfn
