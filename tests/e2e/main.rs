@@ -7,8 +7,10 @@
 mod common;
 
 mod approvals;
+mod dags;
 mod delivery;
 mod deploy;
 mod examples;
+mod fanout;
 mod resilience;
 mod schedules;
