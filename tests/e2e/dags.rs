@@ -243,6 +243,93 @@ fn a_joining_step_decides_on_a_value_exported_in_another_branch() {
     assert_eq!(status["job"]["output"]["c"], "c");
 }
 
+/// An N whose shared dependency `b` fails (the tool refuses a pause that
+/// long), with `b`'s `on_error` put in: `c` joins `a` and `b` at a gate.
+const GATE_FAILURE: &str = r#"name: gate-ON_ERROR
+description: An N whose shared dependency fails, handled by its on_error.
+input: { type: object }
+defaults: { timeout: 1m }
+steps:
+  a:
+    tool: { gateway: timing, name: pause, arguments: { ms: 2500, tag: a } }
+  b:
+    on_error: ON_ERROR
+    tool: { gateway: timing, name: pause, arguments: { ms: 600001, tag: b } }
+  c:
+    needs: [a, b]
+    tool: { gateway: timing, name: pause, arguments: { ms: 100, tag: c } }
+  d:
+    needs: [b]
+    tool: { gateway: timing, name: pause, arguments: { ms: 100, tag: d } }
+output:
+  c: "{{ steps.c.output.tag }}"
+  d: "{{ steps.d.output.tag }}"
+"#;
+
+/// A dependency that fails across a gate ends the job at once with its own
+/// error under `on_error: fail` (the gate does not keep the job waiting), and
+/// under `on_error: continue` opens the gate like a finished one.
+#[test]
+fn a_failed_dependency_across_a_gate_is_handled_by_its_on_error() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    write_definitions(dir.path(), &[]);
+    let files: Vec<PathBuf> = ["fail", "continue"]
+        .iter()
+        .map(|on_error| {
+            let file = dir.path().join(format!("gate-{on_error}.yaml"));
+            std::fs::write(&file, GATE_FAILURE.replace("ON_ERROR", on_error)).expect("the definition is written");
+            file
+        })
+        .collect();
+    let refs: Vec<&std::path::Path> = files.iter().map(PathBuf::as_path).collect();
+    let mut deployment = Deployment::with_files("gf", &refs);
+    deployment.start_worker();
+    let out = dir.path().join("build");
+    let compiled = deployment.garden(&[
+        "compile",
+        &files[0].to_string_lossy(),
+        "-o",
+        &out.to_string_lossy(),
+        "--explain",
+    ]);
+    assert!(
+        String::from_utf8_lossy(&compiled.stdout).contains("c waits for"),
+        "the N needs a gate: {}",
+        String::from_utf8_lossy(&compiled.stdout)
+    );
+
+    let failing = deployment.submit("gate-fail", &json!({}));
+    let continuing = deployment.submit("gate-continue", &json!({}));
+
+    let status = deployment.wait_done(&failing, Duration::from_secs(60));
+    assert_eq!(status["job"]["status"], "FAILED", "{status:#}");
+    assert_eq!(status["job"]["failed_step"], "b", "{status:#}");
+    assert_eq!(status["job"]["error"], "Garden.ToolError", "{status:#}");
+    assert!(step_of(&status, "c").is_none(), "c joins a failed step: {status:#}");
+    assert!(step_of(&status, "d").is_none(), "d needs a failed step: {status:#}");
+
+    let status = deployment.wait_done(&continuing, Duration::from_secs(60));
+    assert_eq!(status["job"]["status"], "SUCCEEDED", "{status:#}");
+    assert_eq!(step_of(&status, "b").expect("b ran")["status"], "FAILED");
+    let started = |step: &str| {
+        step_of(&status, step)
+            .and_then(|s| s["started_at"].as_str())
+            .map(str::to_owned)
+    };
+    let finished = |step: &str| {
+        step_of(&status, step)
+            .and_then(|s| s["finished_at"].as_str())
+            .map(str::to_owned)
+    };
+    assert!(
+        started("c") >= finished("a") && finished("a").is_some(),
+        "c started before a finished: {status:#}"
+    );
+    assert_eq!(status["job"]["output"]["c"], "c");
+    assert_eq!(status["job"]["output"]["d"], "d");
+}
+
 /// A step of a generated DAG.
 struct Step {
     name: String,
