@@ -54,14 +54,14 @@
 //! (`Action::Finished`, counted by [`finish_with_values`] in each gate, then
 //! [`open_if_ready`]).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
-use aws_sdk_dynamodb::operation::update_item::{UpdateItemError, UpdateItemOutput};
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use serde_json::{Map, Value};
 
 use crate::error::StoreError;
-use crate::store::{job_pk, now_rfc3339, step_suffix};
+use crate::store::attr::{Item, conditional, get_s, get_ss};
+use crate::store::{expires_at, job_pk, now_rfc3339, step_suffix};
 
 mod open;
 
@@ -69,8 +69,6 @@ pub use open::{Opening, claim, open_if_ready};
 
 /// The error a gate fails its waiting Task with when a dependency failed.
 pub const DEPENDENCY_FAILED: &str = "Garden.DependencyFailed";
-
-type Item = HashMap<String, AttributeValue>;
 
 /// The attribute holding a dependency's exported values is this prefix and
 /// the dependency's state id.
@@ -360,7 +358,7 @@ fn write(
         .key("SK", AttributeValue::S(key.sk()))
         .expression_attribute_values(":count", AttributeValue::N(deps.len().to_string()))
         .expression_attribute_values(":now", AttributeValue::S(now_rfc3339()))
-        .expression_attribute_values(":expires", AttributeValue::N(expires().to_string()))
+        .expression_attribute_values(":expires", AttributeValue::N(expires_at().to_string()))
         .return_values(ReturnValue::AllNew);
     if !deps.is_empty() {
         builder = builder.expression_attribute_values(":deps", AttributeValue::Ss(deps.iter().cloned().collect()));
@@ -378,24 +376,6 @@ fn create_clauses(deps: &BTreeSet<String>) -> String {
     format!("{deps_clause}created_at = if_not_exists(created_at, :now), updated_at = :now, expires_at = :expires")
 }
 
-/// `Some(new item)` when the write happened, `None` when its condition failed.
-fn conditional<R: std::fmt::Debug>(
-    result: Result<UpdateItemOutput, aws_sdk_dynamodb::error::SdkError<UpdateItemError, R>>,
-) -> Result<Option<Item>, StoreError> {
-    match result {
-        Ok(out) => Ok(Some(out.attributes.unwrap_or_default())),
-        Err(err)
-            if matches!(
-                err.as_service_error(),
-                Some(UpdateItemError::ConditionalCheckFailedException(_))
-            ) =>
-        {
-            Ok(None)
-        }
-        Err(err) => Err(StoreError::aws("UpdateItem", err)),
-    }
-}
-
 /// Reads the written gate and checks that both sides agree on its dependencies.
 fn checked(key: &GateKey, deps: &BTreeSet<String>, item: Item) -> Result<GateState, StoreError> {
     let state = GateState::from_item(key, &item)?;
@@ -409,24 +389,6 @@ fn checked(key: &GateKey, deps: &BTreeSet<String>, item: Item) -> Result<GateSta
         });
     }
     Ok(state)
-}
-
-fn get_s(item: &Item, name: &str) -> Option<String> {
-    match item.get(name) {
-        Some(AttributeValue::S(value)) => Some(value.clone()),
-        _ => None,
-    }
-}
-
-fn get_ss(item: &Item, name: &str) -> BTreeSet<String> {
-    match item.get(name) {
-        Some(AttributeValue::Ss(values)) => values.iter().cloned().collect(),
-        _ => BTreeSet::new(),
-    }
-}
-
-fn expires() -> i64 {
-    chrono::Utc::now().timestamp() + crate::store::TTL_DAYS * 86_400
 }
 
 #[cfg(test)]

@@ -9,13 +9,14 @@
 //! 127.0.0.1:4620 (`bash localstack/up.sh` starts both). Each test makes its
 //! own table, queues and state machine and deletes them at the end.
 
+mod common;
+
+use common::create_table;
 use std::collections::BTreeMap;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-};
+use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_sfn::types::ExecutionStatus;
 use futures::FutureExt;
 use garden_workers::config::QueueKind;
@@ -50,7 +51,7 @@ impl Stack {
         );
         let clients = clients().await;
         let table = format!("garden-fanout-test-{}", fastrand::u32(..));
-        create_table(&clients, &table).await;
+        create_table(&clients.ddb, &table).await;
         let control = queue(&clients, &format!("{table}-control"), TaskKind::Control).await;
         let item_queue = queue(&clients, &format!("{table}-tool"), TaskKind::Tool).await;
         let item = json!({
@@ -475,33 +476,4 @@ async fn queue(clients: &Clients, name: &str, kind: TaskKind) -> Queue {
         arn: format!("arn:aws:sqs:us-east-1:000000000000:{name}"),
         url,
     }
-}
-
-async fn create_table(clients: &Clients, table: &str) {
-    let key = |name: &str, kind| {
-        KeySchemaElement::builder()
-            .attribute_name(name)
-            .key_type(kind)
-            .build()
-            .unwrap()
-    };
-    let attr = |name: &str| {
-        AttributeDefinition::builder()
-            .attribute_name(name)
-            .attribute_type(ScalarAttributeType::S)
-            .build()
-            .unwrap()
-    };
-    clients
-        .ddb
-        .create_table()
-        .table_name(table)
-        .billing_mode(BillingMode::PayPerRequest)
-        .key_schema(key("PK", KeyType::Hash))
-        .key_schema(key("SK", KeyType::Range))
-        .attribute_definitions(attr("PK"))
-        .attribute_definitions(attr("SK"))
-        .send()
-        .await
-        .expect("the table is created");
 }

@@ -18,6 +18,9 @@
 //! there first is still left to chance (the `during` test checks that both
 //! sides win some trials).
 
+mod common;
+
+use common::create_table;
 use std::collections::BTreeSet;
 use std::net::TcpStream;
 use std::sync::Arc;
@@ -26,8 +29,6 @@ use std::time::Duration;
 
 use aws_lambda_events::event::sqs::SqsMessage;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::client::Waiters;
-use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
 use futures::FutureExt;
 use garden_workers::gate::{self, DepOutcome, GateKey, GateState, Opening};
 use garden_workers::{Clients, Context, Settings};
@@ -582,36 +583,4 @@ async fn read_message<R: tokio::io::AsyncRead + Unpin>(reader: &mut BufReader<R>
     message.resize(start + length, 0);
     reader.read_exact(&mut message[start..]).await.ok()?;
     Some(message)
-}
-
-async fn create_table(ddb: &Client, table: &str) {
-    let key = |name: &str, kind| {
-        KeySchemaElement::builder()
-            .attribute_name(name)
-            .key_type(kind)
-            .build()
-            .unwrap()
-    };
-    let attr = |name: &str| {
-        AttributeDefinition::builder()
-            .attribute_name(name)
-            .attribute_type(ScalarAttributeType::S)
-            .build()
-            .unwrap()
-    };
-    ddb.create_table()
-        .table_name(table)
-        .billing_mode(BillingMode::PayPerRequest)
-        .key_schema(key("PK", KeyType::Hash))
-        .key_schema(key("SK", KeyType::Range))
-        .attribute_definitions(attr("PK"))
-        .attribute_definitions(attr("SK"))
-        .send()
-        .await
-        .expect("the table is created");
-    ddb.wait_until_table_exists()
-        .table_name(table)
-        .wait(Duration::from_secs(30))
-        .await
-        .expect("the table becomes active");
 }

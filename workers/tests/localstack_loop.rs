@@ -6,16 +6,15 @@
 //! server's packages (`npm ci --prefix workers/tests/mcp`), both of which
 //! `tests/run.sh` provides.
 
+mod common;
+
+use common::create_table;
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
-    ScalarAttributeType,
-};
 use garden_workers::{Clients, Context, QueueKind, Settings, local, store};
 use serde_json::{Value, json};
 
@@ -66,46 +65,6 @@ async fn clients() -> Clients {
     Clients::from_sdk_config(&sdk)
 }
 
-async fn create_table(clients: &Clients, table: &str) {
-    let key = |name: &str, kind| {
-        KeySchemaElement::builder()
-            .attribute_name(name)
-            .key_type(kind)
-            .build()
-            .unwrap()
-    };
-    let attr = |name: &str| {
-        AttributeDefinition::builder()
-            .attribute_name(name)
-            .attribute_type(ScalarAttributeType::S)
-            .build()
-            .unwrap()
-    };
-    clients
-        .ddb
-        .create_table()
-        .table_name(table)
-        .billing_mode(BillingMode::PayPerRequest)
-        .key_schema(key("PK", KeyType::Hash))
-        .key_schema(key("SK", KeyType::Range))
-        .attribute_definitions(attr("PK"))
-        .attribute_definitions(attr("SK"))
-        .attribute_definitions(attr("GSI1PK"))
-        .attribute_definitions(attr("GSI1SK"))
-        .global_secondary_indexes(
-            GlobalSecondaryIndex::builder()
-                .index_name("by-workflow")
-                .key_schema(key("GSI1PK", KeyType::Hash))
-                .key_schema(key("GSI1SK", KeyType::Range))
-                .projection(Projection::builder().projection_type(ProjectionType::All).build())
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .expect("the table is created");
-}
-
 fn task_state(queue_url: &str, step: &str, spec: Value, next: Option<&str>) -> Value {
     let mut state = json!({
         "Type": "Task",
@@ -140,7 +99,7 @@ async fn a_job_runs_through_the_local_loop() {
     let _mcp = mcp_server();
     let clients = clients().await;
     let prefix = format!("gwt{}", fastrand::u32(10_000..99_999));
-    create_table(&clients, &prefix).await;
+    create_table(&clients.ddb, &prefix).await;
     let mut urls = std::collections::HashMap::new();
     for kind in QueueKind::ALL {
         let name = kind.queue_name(&prefix);

@@ -18,20 +18,18 @@
 //! are, and each count is one atomic write that also remembers what it
 //! counted (no transaction, which would conflict on the shared item).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
-use aws_sdk_dynamodb::operation::update_item::{UpdateItemError, UpdateItemOutput};
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use garden_workflows::wire::TaskMessage;
 
 use crate::error::StoreError;
-use crate::store::{TTL_DAYS, job_pk, now_rfc3339};
+use crate::store::attr::{Item, conditional, get_n, get_s, n};
+use crate::store::{expires_at, job_pk, now_rfc3339};
 
 /// Items per shard.
 pub const SHARD: u64 = 100;
-
-type Item = HashMap<String, AttributeValue>;
 
 /// How a claimed fan-out was answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -312,7 +310,7 @@ fn now() -> AttributeValue {
 }
 
 fn expires() -> AttributeValue {
-    n(chrono::Utc::now().timestamp() + TTL_DAYS * 86_400)
+    n(expires_at())
 }
 
 /// An update of one fan-out item, returning it as written. Each write adds
@@ -323,42 +321,6 @@ fn write(ddb: &aws_sdk_dynamodb::Client, table: &str, job_id: &str, sk: String) 
         .key("PK", AttributeValue::S(job_pk(job_id)))
         .key("SK", AttributeValue::S(sk))
         .return_values(ReturnValue::AllNew)
-}
-
-/// `Some(new item)` when the write happened, `None` when its condition failed.
-fn conditional<R: std::fmt::Debug>(
-    result: Result<UpdateItemOutput, aws_sdk_dynamodb::error::SdkError<UpdateItemError, R>>,
-) -> Result<Option<Item>, StoreError> {
-    match result {
-        Ok(out) => Ok(Some(out.attributes.unwrap_or_default())),
-        Err(err)
-            if matches!(
-                err.as_service_error(),
-                Some(UpdateItemError::ConditionalCheckFailedException(_))
-            ) =>
-        {
-            Ok(None)
-        }
-        Err(err) => Err(StoreError::aws("UpdateItem", err)),
-    }
-}
-
-fn n(value: impl ToString) -> AttributeValue {
-    AttributeValue::N(value.to_string())
-}
-
-fn get_s(item: &Item, name: &str) -> Option<String> {
-    match item.get(name) {
-        Some(AttributeValue::S(value)) => Some(value.clone()),
-        _ => None,
-    }
-}
-
-fn get_n<T: std::str::FromStr>(item: &Item, name: &str) -> Option<T> {
-    match item.get(name) {
-        Some(AttributeValue::N(value)) => value.parse().ok(),
-        _ => None,
-    }
 }
 
 #[cfg(test)]

@@ -5,8 +5,9 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use aws_sdk_sfn::operation::send_task_failure::SendTaskFailureError;
 use aws_sdk_sfn::operation::send_task_success::SendTaskSuccessError;
 
-use super::{DEPENDENCY_FAILED, DepFailure, GateKey, GateState, conditional};
+use super::{DEPENDENCY_FAILED, DepFailure, GateKey, GateState};
 use crate::error::{AwsError, Retryable, StoreError};
+use crate::store::attr::conditional;
 use crate::store::{job_pk, now_rfc3339};
 
 /// What the winner of [`claim`] sends to the waiting Task.

@@ -1,8 +1,12 @@
 //! Reading and writing DynamoDB attribute values.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::update_item::{UpdateItemError, UpdateItemOutput};
 use aws_sdk_dynamodb::types::AttributeValue;
+
+use crate::error::StoreError;
 
 pub(crate) type Item = HashMap<String, AttributeValue>;
 
@@ -25,6 +29,33 @@ pub(crate) fn get_n<T: std::str::FromStr>(item: &Item, key: &str) -> Option<T> {
     match item.get(key) {
         Some(AttributeValue::N(value)) => value.parse().ok(),
         _ => None,
+    }
+}
+
+/// A string set; absent (DynamoDB has no empty sets) reads as empty.
+pub(crate) fn get_ss(item: &Item, key: &str) -> BTreeSet<String> {
+    match item.get(key) {
+        Some(AttributeValue::Ss(values)) => values.iter().cloned().collect(),
+        _ => BTreeSet::new(),
+    }
+}
+
+/// The outcome of a conditional `UpdateItem` that returns the item:
+/// `Some(new item)` when the write happened, `None` when its condition failed.
+pub(crate) fn conditional<R: std::fmt::Debug>(
+    result: Result<UpdateItemOutput, SdkError<UpdateItemError, R>>,
+) -> Result<Option<Item>, StoreError> {
+    match result {
+        Ok(out) => Ok(Some(out.attributes.unwrap_or_default())),
+        Err(err)
+            if matches!(
+                err.as_service_error(),
+                Some(UpdateItemError::ConditionalCheckFailedException(_))
+            ) =>
+        {
+            Ok(None)
+        }
+        Err(err) => Err(StoreError::aws("UpdateItem", err)),
     }
 }
 

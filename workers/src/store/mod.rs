@@ -11,7 +11,7 @@
 //! 400 KB limit. Every item carries `expires_at` (30 days) for the table's TTL.
 //! The functions here are also what the CLI uses to read jobs and steps.
 
-mod attr;
+pub(crate) mod attr;
 mod jobs;
 mod registry;
 mod steps;
