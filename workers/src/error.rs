@@ -116,4 +116,8 @@ pub enum Retryable {
     Store(#[from] StoreError),
     #[error(transparent)]
     Aws(#[from] AwsError),
+    /// Another delivery holds the work and has not finished it yet: look
+    /// again when the message comes back.
+    #[error("{0}")]
+    Held(String),
 }

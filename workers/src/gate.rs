@@ -10,7 +10,8 @@
 //! | `remaining` (N) | dependencies not finished yet |
 //! | `done` (SS) | dependencies already counted |
 //! | `token`, `token_attempt` | the waiting Task's token and its `$$.State.RetryCount` |
-//! | `opened` (BOOL) | the token was claimed for sending; set once per token |
+//! | `opened` (BOOL), `opened_at` | the token was claimed for sending, and when |
+//! | `sent` (BOOL) | the answer was delivered (or the waiting Task was gone) |
 //! | `failed`, `failed_error`, `failed_cause` | the first dependency that failed |
 //! | `wanted` (SS) | state ids of the dependencies whose values the opening returns |
 //! | `value_<id>` (S) | a finished dependency's exported values (JSON), kept from its first report |
@@ -44,8 +45,13 @@
 //! A newer attempt of the waiting Task (a higher `token_attempt`) replaces the
 //! token and re-arms the gate; an older one is ignored. If sending fails, the
 //! claim is released so that a retry of the caller's message can open again.
-//! A caller that dies between the claim and the send leaves the gate claimed
-//! (see the `opened_at` attribute); the waiting Task's timeout is the backstop.
+//! A claim is a lease of [`CLAIM_LEASE_SECS`]: a caller that dies between
+//! the claim and the send leaves its message to come back, and that delivery
+//! finds the claim stale and opens the gate itself. A caller that finds a
+//! fresh claim without `sent` waits briefly for it, then leaves its message to
+//! come back ([`Retryable::Held`](crate::error::Retryable::Held)). Sending the
+//! same answer twice is harmless: Step Functions takes the first answer to a
+//! token and refuses the rest, which counts as delivered.
 //!
 //! Wiring ([`crate::join`]): the compiler puts a `Join <step>` Task on the
 //! control queue before the joining step (its message carries
@@ -66,6 +72,11 @@ use crate::store::{expires_at, job_pk, now_rfc3339, step_suffix};
 mod open;
 
 pub use open::{Opening, claim, open_if_ready};
+
+/// How long a claim to open a gate holds before another delivery may take it
+/// over; keep queue visibility timeouts above it, so that a message coming
+/// back after a crash finds the claim stale.
+pub const CLAIM_LEASE_SECS: i64 = 10;
 
 /// The error a gate fails its waiting Task with when a dependency failed.
 pub const DEPENDENCY_FAILED: &str = "Garden.DependencyFailed";
@@ -128,6 +139,10 @@ pub struct GateState {
     pub token: Option<String>,
     pub token_attempt: Option<u32>,
     pub opened: bool,
+    /// When the claim was taken (RFC 3339).
+    pub opened_at: Option<String>,
+    /// The answer was delivered.
+    pub sent: bool,
     pub failed: Option<DepFailure>,
     /// State ids of the dependencies whose values the opening returns.
     pub wanted: BTreeSet<String>,
@@ -137,9 +152,21 @@ pub struct GateState {
 
 impl GateState {
     /// Whether the gate can be opened now: a token waits, every dependency
-    /// finished or one failed, and nobody claimed it yet.
+    /// finished or one failed, no answer was sent, and nobody holds a claim
+    /// younger than [`CLAIM_LEASE_SECS`].
     pub fn ready(&self) -> bool {
-        !self.opened && self.token.is_some() && (self.remaining <= 0 || self.failed.is_some())
+        self.due() && (!self.opened || self.claim_is_stale())
+    }
+
+    /// A token waits, every dependency finished or one failed, and no answer
+    /// went out yet, whoever holds the claim.
+    pub fn due(&self) -> bool {
+        !self.sent && self.token.is_some() && (self.remaining <= 0 || self.failed.is_some())
+    }
+
+    /// A claim older than the lease; a claim without a time never is.
+    fn claim_is_stale(&self) -> bool {
+        self.opened_at.as_deref().is_some_and(|at| at < stale_before().as_str())
     }
 
     /// What a successful opening sends: `{"v": {<id>: values}}` with the
@@ -185,6 +212,8 @@ impl GateState {
                 _ => None,
             },
             opened: matches!(item.get("opened"), Some(AttributeValue::Bool(true))),
+            opened_at: get_s(item, "opened_at"),
+            sent: matches!(item.get("sent"), Some(AttributeValue::Bool(true))),
             failed,
             wanted: get_ss(item, "wanted"),
             values: item
@@ -248,7 +277,7 @@ pub async fn register_wanting(
         return checked(key, &deps, item);
     }
     // A newer attempt: its token replaces the old one and the gate re-arms.
-    let newer = format!("{set} REMOVE opened, opened_at");
+    let newer = format!("{set} REMOVE opened, opened_at, sent");
     if let Some(item) = conditional(update(newer, "token_attempt < :attempt").send().await)? {
         tracing::info!(gate = %key.describe(), attempt, "a newer attempt re-armed the gate");
         return checked(key, &deps, item);
@@ -341,6 +370,12 @@ pub async fn read(ddb: &aws_sdk_dynamodb::Client, table: &str, key: &GateKey) ->
         message: "gate is missing".into(),
     })?;
     GateState::from_item(key, &item)
+}
+
+/// Claims taken before this time (RFC 3339, as `opened_at` is written) are stale.
+fn stale_before() -> String {
+    (chrono::Utc::now() - chrono::Duration::seconds(CLAIM_LEASE_SECS))
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 /// The update every gate write starts from: the key and the values that

@@ -11,7 +11,6 @@
 
 mod common;
 
-use common::create_table;
 use std::collections::BTreeMap;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
@@ -24,6 +23,8 @@ use garden_workers::local::{Queue, to_record};
 use garden_workers::{Clients, Context, Settings, step, store};
 use garden_workflows::wire::{TaskKind, TaskMessage};
 use serde_json::{Value, json};
+
+use common::create_table;
 
 /// One test's resources.
 struct Stack {

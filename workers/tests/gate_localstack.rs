@@ -20,7 +20,6 @@
 
 mod common;
 
-use common::create_table;
 use std::collections::BTreeSet;
 use std::net::TcpStream;
 use std::sync::Arc;
@@ -29,11 +28,14 @@ use std::time::Duration;
 
 use aws_lambda_events::event::sqs::SqsMessage;
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::AttributeValue;
 use futures::FutureExt;
 use garden_workers::gate::{self, DepOutcome, GateKey, GateState, Opening};
 use garden_workers::{Clients, Context, Settings};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream as AsyncTcpStream};
+
+use common::create_table;
 
 const TRIALS: usize = 50;
 const DEPS: [&str; 3] = ["a", "b", "c"];
@@ -76,6 +78,11 @@ async fn a_gate_opens_with_the_values_it_wants() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn notices_delivered_twice_open_the_gate_once() {
     with_serial_table(|port, table| async move { notices(port, table).await }).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_claim_left_by_a_crash_is_taken_over_once_stale() {
+    with_table(|ddb, table| async move { crashed_claim(&ddb, &table).await }).await;
 }
 
 /// One side of a trial: its write, then an attempt to open the gate.
@@ -404,6 +411,58 @@ async fn notices(port: u16, table: String) {
         assert_eq!(sent.len(), 1, "trial {n} answered {} times: {sent:?}", sent.len());
         assert_eq!(sent[0], serde_json::json!({"v": {"a": {"trial": n}}}));
     }
+}
+
+/// A delivery claims the ready gate and dies before it sends: a delivery
+/// that comes while the claim is fresh leaves its message to come back; one
+/// that comes after the lease sends the answer, once.
+async fn crashed_claim(ddb: &Client, table: &str) {
+    let answers = Answers::start().await;
+    let sfn = aws_sdk_sfn::Client::new(&sdk_config(answers.port).await);
+    let key = GateKey::new("crashed-claim", "join", None);
+    let deps: Vec<String> = DEPS.iter().map(|d| (*d).to_owned()).collect();
+    gate::register(ddb, table, &key, &deps, "token-crash", 0)
+        .await
+        .expect("register");
+    for dep in DEPS {
+        gate::finish(ddb, table, &key, &deps, dep, &DepOutcome::Ok)
+            .await
+            .expect("finish");
+    }
+    assert!(gate::claim(ddb, table, &key).await.expect("claim").is_some());
+
+    let held = gate::open_if_ready(ddb, &sfn, table, &key).await;
+    assert!(
+        matches!(held, Err(garden_workers::error::Retryable::Held(_))),
+        "a fresh claim without an answer must bring the message back: {held:?}"
+    );
+    assert!(answers.to("token-crash").is_empty());
+
+    // Age the claim past the lease rather than wait for it.
+    let long_ago = (chrono::Utc::now() - chrono::Duration::seconds(gate::CLAIM_LEASE_SECS + 5))
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    ddb.update_item()
+        .table_name(table)
+        .key("PK", AttributeValue::S("JOB#crashed-claim".into()))
+        .key("SK", AttributeValue::S(key.sk()))
+        .update_expression("SET opened_at = :at")
+        .expression_attribute_values(":at", AttributeValue::S(long_ago))
+        .send()
+        .await
+        .expect("the claim is aged");
+    assert!(
+        gate::open_if_ready(ddb, &sfn, table, &key).await.expect("open"),
+        "the stale claim is taken over"
+    );
+    assert_eq!(answers.to("token-crash"), vec![serde_json::json!({})]);
+    assert!(gate::read(ddb, table, &key).await.expect("read").sent);
+
+    assert!(!gate::open_if_ready(ddb, &sfn, table, &key).await.expect("open again"));
+    assert_eq!(
+        answers.to("token-crash").len(),
+        1,
+        "an answered gate sends nothing more"
+    );
 }
 
 /// Stands in for Step Functions: records each `SendTaskSuccess` (token and

@@ -8,7 +8,6 @@
 
 mod common;
 
-use common::create_table;
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -17,6 +16,8 @@ use std::time::Duration;
 
 use garden_workers::{Clients, Context, QueueKind, Settings, local, store};
 use serde_json::{Value, json};
+
+use common::create_table;
 
 struct Process(Child);
 

@@ -1,6 +1,8 @@
 //! Opening a gate: the conditional claim that lets one caller through per
 //! token, and the answer that caller sends to the waiting Task.
 
+use std::time::Duration;
+
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use aws_sdk_sfn::operation::send_task_failure::SendTaskFailureError;
 use aws_sdk_sfn::operation::send_task_success::SendTaskSuccessError;
@@ -19,28 +21,50 @@ pub struct Opening {
     pub state: GateState,
 }
 
+/// How often, and how far apart, a caller that lost the claim to a fresh one
+/// looks for its answer before leaving its message to come back.
+const HELD_LOOKS: u32 = 4;
+const HELD_PAUSE: Duration = Duration::from_millis(250);
+
 /// Opens the gate if it is ready and nobody else has: the winner sends the
-/// token back. Returns whether this call opened it.
+/// token back. Returns whether this call opened it. A caller that finds the
+/// gate claimed by another delivery that has not answered yet waits briefly
+/// for that answer, then returns [`Retryable::Held`] so that its message
+/// comes back, when a claim left by a crash will be stale.
 pub async fn open_if_ready(
     ddb: &aws_sdk_dynamodb::Client,
     sfn: &aws_sdk_sfn::Client,
     table: &str,
     key: &GateKey,
 ) -> Result<bool, Retryable> {
-    let Some(opening) = claim(ddb, table, key).await? else {
-        return Ok(false);
-    };
-    if let Err(err) = send(sfn, key, &opening).await {
-        // Give the claim back so that the retried message can open the gate.
-        release(ddb, table, key, &opening.token).await?;
-        return Err(err.into());
+    for look in 0..HELD_LOOKS {
+        if let Some(opening) = claim(ddb, table, key).await? {
+            if let Err(err) = send(sfn, key, &opening).await {
+                // Give the claim back so that the retried message can open the gate.
+                release(ddb, table, key, &opening.token).await?;
+                return Err(err.into());
+            }
+            mark_sent(ddb, table, key, &opening.token).await;
+            tracing::info!(gate = %key.describe(), failed = opening.failed.is_some(), "gate opened");
+            return Ok(true);
+        }
+        let state = super::read(ddb, table, key).await?;
+        if !state.due() {
+            return Ok(false);
+        }
+        if look + 1 < HELD_LOOKS {
+            tokio::time::sleep(HELD_PAUSE).await;
+        }
     }
-    tracing::info!(gate = %key.describe(), failed = opening.failed.is_some(), "gate opened");
-    Ok(true)
+    Err(Retryable::Held(format!(
+        "gate {} is claimed by a delivery that has not answered yet; looking again when this message comes back",
+        key.describe()
+    )))
 }
 
 /// The conditional claim of [`open_if_ready`], without the send: `Some` for
-/// exactly one caller per token, once the gate is ready.
+/// exactly one caller per token at a time, once the gate is ready; a claim
+/// older than [`CLAIM_LEASE_SECS`](super::CLAIM_LEASE_SECS) can be taken over.
 pub async fn claim(ddb: &aws_sdk_dynamodb::Client, table: &str, key: &GateKey) -> Result<Option<Opening>, StoreError> {
     let claimed = ddb
         .update_item()
@@ -49,12 +73,14 @@ pub async fn claim(ddb: &aws_sdk_dynamodb::Client, table: &str, key: &GateKey) -
         .key("SK", AttributeValue::S(key.sk()))
         .update_expression("SET opened = :true, opened_at = :now")
         .condition_expression(
-            "attribute_not_exists(opened) AND attribute_exists(#token) AND (remaining = :zero OR attribute_exists(failed))",
+            "attribute_not_exists(sent) AND (attribute_not_exists(opened) OR opened_at < :stale) \
+             AND attribute_exists(#token) AND (remaining <= :zero OR attribute_exists(failed))",
         )
         .expression_attribute_names("#token", "token")
         .expression_attribute_values(":true", AttributeValue::Bool(true))
         .expression_attribute_values(":zero", AttributeValue::N("0".into()))
         .expression_attribute_values(":now", AttributeValue::S(now_rfc3339()))
+        .expression_attribute_values(":stale", AttributeValue::S(super::stale_before()))
         .return_values(ReturnValue::AllNew)
         .send()
         .await;
@@ -129,6 +155,27 @@ async fn send(sfn: &aws_sdk_sfn::Client, key: &GateKey, opening: &Opening) -> Re
             Ok(())
         }
         Err((false, err)) => Err(err),
+    }
+}
+
+/// Records that the answer went out, so that later deliveries neither wait
+/// for it nor send it again. Best effort: without the mark, a later delivery
+/// sends the answer once more and Step Functions refuses it.
+async fn mark_sent(ddb: &aws_sdk_dynamodb::Client, table: &str, key: &GateKey, token: &str) {
+    let marked = ddb
+        .update_item()
+        .table_name(table)
+        .key("PK", AttributeValue::S(job_pk(&key.job_id)))
+        .key("SK", AttributeValue::S(key.sk()))
+        .update_expression("SET sent = :true")
+        .condition_expression("#token = :token")
+        .expression_attribute_names("#token", "token")
+        .expression_attribute_values(":true", AttributeValue::Bool(true))
+        .expression_attribute_values(":token", AttributeValue::S(token.to_owned()))
+        .send()
+        .await;
+    if let Err(err) = conditional(marked) {
+        tracing::warn!(gate = %key.describe(), error = %err, "answer sent but not marked: a later delivery may send it again");
     }
 }
 

@@ -47,6 +47,16 @@ fn claimed(item: Item) -> Rule {
         .then_output(move || UpdateItemOutput::builder().set_attributes(Some(item.clone())).build())
 }
 
+fn marked() -> Rule {
+    mock!(Ddb::update_item)
+        .match_requests(|r| r.update_expression() == Some("SET sent = :true"))
+        .then_output(|| UpdateItemOutput::builder().build())
+}
+
+fn stored(item: Item) -> Rule {
+    mock!(Ddb::get_item).then_output(move || GetItemOutput::builder().set_item(Some(item.clone())).build())
+}
+
 fn refused() -> Rule {
     mock!(Ddb::update_item).then_error(|| {
         UpdateItemError::ConditionalCheckFailedException(ConditionalCheckFailedException::builder().build())
@@ -112,8 +122,9 @@ async fn the_winner_sends_success_with_an_empty_object() {
                 && serde_json::from_str::<Value>(r.output().unwrap()).unwrap() == json!({})
         })
         .then_output(|| SendTaskSuccessOutput::builder().build());
+    let mark = marked();
     let ctx = Mocks {
-        ddb: vec![&claim],
+        ddb: vec![&claim, &mark],
         sfn: vec![&success],
         ..Mocks::default()
     }
@@ -124,6 +135,7 @@ async fn the_winner_sends_success_with_an_empty_object() {
             .unwrap()
     );
     assert_eq!(success.num_calls(), 1);
+    assert_eq!(mark.num_calls(), 1, "the answer is marked as sent");
 }
 
 #[tokio::test]
@@ -140,8 +152,9 @@ async fn the_winner_sends_the_values_the_gate_wants() {
                 == json!({"v": {"a": {"score": 0.9, "tags": ["x"]}}})
         })
         .then_output(|| SendTaskSuccessOutput::builder().build());
+    let mark = marked();
     let ctx = Mocks {
-        ddb: vec![&claim],
+        ddb: vec![&claim, &mark],
         sfn: vec![&success],
         ..Mocks::default()
     }
@@ -246,8 +259,9 @@ async fn a_failed_dependency_fails_the_waiting_task_with_its_cause() {
     let failure = mock!(Sfn::send_task_failure)
         .match_requests(move |r| r.error() == Some(DEPENDENCY_FAILED) && r.cause() == Some(cause))
         .then_output(|| SendTaskFailureOutput::builder().build());
+    let mark = marked();
     let ctx = Mocks {
-        ddb: vec![&claim],
+        ddb: vec![&claim, &mark],
         sfn: vec![&failure],
         ..Mocks::default()
     }
@@ -263,9 +277,14 @@ async fn a_failed_dependency_fails_the_waiting_task_with_its_cause() {
 #[tokio::test]
 async fn a_lost_claim_sends_nothing() {
     let claim = refused();
+    let read = stored(gate(&[
+        ("token", AttributeValue::S("token-1".into())),
+        ("opened", AttributeValue::Bool(true)),
+        ("sent", AttributeValue::Bool(true)),
+    ]));
     let success = mock!(Sfn::send_task_success).then_output(|| SendTaskSuccessOutput::builder().build());
     let ctx = Mocks {
-        ddb: vec![&claim],
+        ddb: vec![&claim, &read],
         sfn: vec![&success],
         ..Mocks::default()
     }
@@ -276,6 +295,53 @@ async fn a_lost_claim_sends_nothing() {
             .unwrap()
     );
     assert_eq!(success.num_calls(), 0);
+}
+
+#[tokio::test]
+async fn a_claim_held_without_an_answer_brings_the_message_back() {
+    // Another delivery claimed the gate a moment ago and has not sent yet:
+    // it may have died, so this message must come back rather than go.
+    let claim = refused();
+    let read = stored(gate(&[
+        ("token", AttributeValue::S("token-1".into())),
+        ("opened", AttributeValue::Bool(true)),
+        ("opened_at", AttributeValue::S(crate::store::now_rfc3339())),
+    ]));
+    let success = mock!(Sfn::send_task_success).then_output(|| SendTaskSuccessOutput::builder().build());
+    let ctx = Mocks {
+        ddb: vec![&claim, &read],
+        sfn: vec![&success],
+        ..Mocks::default()
+    }
+    .context();
+    let err = open_if_ready(&ctx.clients.ddb, &ctx.clients.sfn, "garden", &key())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Retryable::Held(_)), "{err}");
+    assert!(claim.num_calls() > 1, "the claim is tried again while waiting");
+    assert_eq!(success.num_calls(), 0);
+}
+
+#[test]
+fn a_claim_older_than_the_lease_can_be_taken_over_and_a_sent_gate_never() {
+    let at = |secs_ago: i64| {
+        (chrono::Utc::now() - chrono::Duration::seconds(secs_ago)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    };
+    let claimed = GateState {
+        remaining: 0,
+        token: Some("t".into()),
+        opened: true,
+        opened_at: Some(at(1)),
+        ..GateState::default()
+    };
+    assert!(!claimed.ready() && claimed.due(), "a fresh claim is held");
+    let stale = GateState {
+        opened_at: Some(at(CLAIM_LEASE_SECS + 1)),
+        ..claimed.clone()
+    };
+    assert!(stale.ready(), "a claim left by a crash is taken over");
+    let sent = GateState { sent: true, ..stale };
+    assert!(!sent.ready() && !sent.due(), "an answered gate is done");
 }
 
 #[tokio::test]
@@ -304,8 +370,9 @@ async fn a_waiting_task_that_is_gone_counts_as_opened() {
     let claim = claimed(gate(&[("token", AttributeValue::S("token-1".into()))]));
     let gone = mock!(Sfn::send_task_success)
         .then_error(|| SendTaskSuccessError::TaskTimedOut(TaskTimedOut::builder().build()));
+    let mark = marked();
     let ctx = Mocks {
-        ddb: vec![&claim],
+        ddb: vec![&claim, &mark],
         sfn: vec![&gone],
         ..Mocks::default()
     }

@@ -41,6 +41,17 @@ fn is_claim(r: &aws_sdk_dynamodb::operation::update_item::UpdateItemInput) -> bo
     r.update_expression() == Some("SET opened = :true, opened_at = :now")
 }
 
+fn is_mark(r: &aws_sdk_dynamodb::operation::update_item::UpdateItemInput) -> bool {
+    r.update_expression() == Some("SET sent = :true")
+}
+
+/// Answers the mark that an opened gate's answer went out.
+fn marks() -> Rule {
+    mock!(Ddb::update_item)
+        .match_requests(is_mark)
+        .then_output(|| UpdateItemOutput::builder().build())
+}
+
 /// Answers the claim of gate `sk` with `item`, recording that it was asked.
 fn claim(sk: &'static str, item: Item) -> Rule {
     mock!(Ddb::update_item)
@@ -54,7 +65,7 @@ fn write(sk: &'static str, item: Item, writes: &Seen<(String, Item)>) -> Rule {
     let writes = writes.clone();
     mock!(Ddb::update_item)
         .match_requests(move |r| {
-            if is_claim(r) || key_of(r.key()).1 != sk {
+            if is_claim(r) || is_mark(r) || key_of(r.key()).1 != sk {
                 return false;
             }
             let expression = r.update_expression().unwrap_or_default().to_owned();
@@ -115,8 +126,9 @@ async fn a_gate_registered_last_opens_with_the_values_it_wants() {
     let claimed = claim("GATE#c", gate("GATE#c", &["a", "b"], 0, &stored));
     let outputs = seen();
     let success = successes(&outputs);
+    let marked = marks();
     let ctx = Mocks {
-        ddb: vec![&claimed, &register],
+        ddb: vec![&claimed, &marked, &register],
         sfn: vec![&success],
         ..Mocks::default()
     }
@@ -143,8 +155,9 @@ async fn a_gate_without_values_opens_with_an_empty_object() {
     let claimed = claim("GATE#c", gate("GATE#c", &["a", "b"], 0, &[token()]));
     let outputs = seen();
     let success = successes(&outputs);
+    let marked = marks();
     let ctx = Mocks {
-        ddb: vec![&claimed, &register],
+        ddb: vec![&claimed, &marked, &register],
         sfn: vec![&success],
         ..Mocks::default()
     }
@@ -163,8 +176,9 @@ async fn a_gate_with_dependencies_left_only_registers() {
     let claimed = claim("GATE#c", gate("GATE#c", &["a", "b"], 1, &[token()]));
     let outputs = seen();
     let success = successes(&outputs);
+    let marked = marks();
     let ctx = Mocks {
-        ddb: vec![&claimed, &register],
+        ddb: vec![&claimed, &marked, &register],
         sfn: vec![&success],
         ..Mocks::default()
     }
@@ -185,8 +199,9 @@ async fn a_repeated_gate_message_does_not_open_again() {
     let claimed = claim("GATE#c", gate("GATE#c", &["a", "b"], 0, &opened));
     let outputs = seen();
     let success = successes(&outputs);
+    let marked = marks();
     let ctx = Mocks {
-        ddb: vec![&claimed, &register],
+        ddb: vec![&claimed, &marked, &register],
         sfn: vec![&success],
         ..Mocks::default()
     }
@@ -208,8 +223,9 @@ async fn a_notice_counts_the_step_in_each_gate_and_opens_the_ready_ones() {
     let (c_claim, d_claim) = (claim("GATE#c", c_item), claim("GATE#d", Item::new()));
     let outputs = seen();
     let success = successes(&outputs);
+    let marked = marks();
     let ctx = Mocks {
-        ddb: vec![&c_claim, &d_claim, &c, &d],
+        ddb: vec![&c_claim, &d_claim, &marked, &c, &d],
         sfn: vec![&success],
         ..Mocks::default()
     }
