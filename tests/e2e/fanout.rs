@@ -113,6 +113,71 @@ fn a_wide_fan_out_runs_5000_items_once_each_in_order_within_its_window() {
     );
 }
 
+/// SIGKILL the worker in the middle of a wide fan-out and start another:
+/// the items in flight come back after the visibility timeout, and the job
+/// completes with every item once, in order, with no message left behind.
+#[test]
+fn a_wide_fan_out_survives_a_killed_worker() {
+    const COUNT: usize = 400;
+    let mut deployment = Deployment::with_files("fk", &[&test_definition("wide-fanout")]);
+    deployment.worker_env = vec![("GARDEN_CONCURRENCY_TOOL".into(), TOOL_CONCURRENCY.to_string())];
+    deployment.start_worker();
+    let job = deployment.submit("wide-fanout", &json!({"count": COUNT}));
+
+    let succeeded = |status: &serde_json::Value| {
+        let items = items_of(status, "each");
+        items.iter().filter(|s| s["status"] == "SUCCEEDED").count()
+    };
+    let started = Instant::now();
+    let at_kill = loop {
+        let done = deployment.status(&job).map_or(0, |status| succeeded(&status));
+        if done >= 40 {
+            break done;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "no 40 items done after 2 minutes\n{}",
+            tail(&deployment.worker_log(), 40)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    deployment.kill_worker();
+    assert!(at_kill < COUNT, "the kill came after all the work; nothing was tested");
+    deployment.start_worker();
+
+    let status = deployment.wait_done(&job, Duration::from_secs(300));
+    assert_eq!(status["job"]["status"], "SUCCEEDED", "{:#}", status["job"]);
+    let output = status["job"]["output"]
+        .as_array()
+        .expect("the output is the items' outputs");
+    assert_eq!(output.len(), COUNT);
+    for (index, item) in output.iter().enumerate() {
+        assert_eq!(item["tag"], json!(index), "item {index} out of order: {item}");
+    }
+    assert_eq!(succeeded(&status), COUNT, "one succeeded record per item");
+    assert_eq!(items_of(&status, "each").len(), COUNT);
+
+    // Messages taken by the killed worker come back once their visibility
+    // timeout passes, find their work done, and go.
+    let drained = Instant::now();
+    for kind in ["jobs", "tool", "control"] {
+        let queue = format!("{}-{kind}", deployment.prefix);
+        while deployment.queue_depth(&queue) > 0 {
+            assert!(
+                drained.elapsed() < Duration::from_secs(90),
+                "{queue} still holds messages 90 s after the job ended"
+            );
+            std::thread::sleep(Duration::from_secs(1));
+        }
+        assert_eq!(
+            deployment.queue_depth(&format!("{queue}-dlq")),
+            0,
+            "{queue}-dlq is not empty"
+        );
+    }
+    eprintln!("wide fan-out with a killed worker: {at_kill} of {COUNT} items done at the kill");
+}
+
 fn seconds_between(from: &str, to: &str) -> f64 {
     let parse = |t: &str| chrono::DateTime::parse_from_rfc3339(t).map(|t| t.timestamp_millis());
     match (parse(from), parse(to)) {
