@@ -150,16 +150,19 @@ async fn dispatch(ctx: &Context, message_id: &str, body: &str) -> Result<Dispatc
     if let Some(input_schema) = &workflow.input_schema
         && let Err(problems) = schema::check(input_schema, &message.input)
     {
-        let what = if raw.get("input").is_none() {
-            "the message has no `input`, and"
+        let reason = if raw.get("input").is_none() {
+            format!(
+                "the message has no `input`, which workflow `{}` needs: {}",
+                message.workflow,
+                problems.join("; ")
+            )
         } else {
-            "the input does not match"
+            format!(
+                "the input does not match the input schema of `{}`: {}",
+                message.workflow,
+                problems.join("; ")
+            )
         };
-        let reason = format!(
-            "{what} the input schema of `{}`: {}",
-            message.workflow,
-            problems.join("; ")
-        );
         return reject(ctx, &job_id, &message.workflow, message.input, true, reason).await;
     }
     let mut input = message.input;
@@ -176,6 +179,15 @@ async fn dispatch(ctx: &Context, message_id: &str, body: &str) -> Result<Dispatc
                 let reason = format!(
                     "job id `{job_id}` already belongs to a job of workflow `{}`: give this job another id",
                     existing.workflow
+                );
+                return reject(ctx, &fallback_id, &message.workflow, job.input, true, reason).await;
+            }
+            // The same id with another input is not a redelivery: it would
+            // vanish as a duplicate, so it is recorded as refused instead.
+            Some(existing) if existing.input != job.input => {
+                let reason = format!(
+                    "job id `{job_id}` already belongs to a job with another input: give this job another id \
+                     (a repeated message with the same input is taken as a duplicate)"
                 );
                 return reject(ctx, &fallback_id, &message.workflow, job.input, true, reason).await;
             }

@@ -239,7 +239,10 @@ impl fmt::Display for Diagnostics {
         match (errors, warnings) {
             (1, 0) => write!(f, "1 problem{file}"),
             (e, 0) => write!(f, "{e} problems{file}"),
-            (e, w) => write!(f, "{e} errors and {w} warnings{file}"),
+            (e, w) => {
+                let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
+                write!(f, "{} and {}{file}", plural(e, "error"), plural(w, "warning"))
+            }
         }
     }
 }

@@ -229,6 +229,16 @@ impl Reader<'_> {
     fn uint(&mut self, node: &Node) -> Option<u64> {
         match node.kind {
             Kind::Int(i) if i >= 0 => Some(i as u64),
+            Kind::Int(i) => {
+                let problem = Problem::error(
+                    "garden::type",
+                    format!("expected a whole number of 0 or more, found {i}"),
+                )
+                .at(self.file, node.span, "this cannot be negative")
+                .help("write a number such as `5`");
+                self.problem(problem);
+                None
+            }
             _ => {
                 self.wrong_type(node, "a whole number", "write a number such as `5`, without quotes");
                 None

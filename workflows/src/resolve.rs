@@ -352,7 +352,10 @@ impl Resolver<'_> {
         if let Some(g) = self.def.resources.gateways.get(&name.value) {
             return g.value.clone();
         }
-        let help = suggestion(&name.value, self.def.resources.gateways.keys().map(String::as_str));
+        let help = match self.def.resources.gateways.is_empty() {
+            true => undefined_help("gateways"),
+            false => suggestion(&name.value, self.def.resources.gateways.keys().map(String::as_str)),
+        };
         let message = format!("gateway `{}` is not defined", name.value);
         self.error("garden::unknown-gateway", message, name.span, "no such gateway", help);
         Gateway {
@@ -385,7 +388,10 @@ impl Resolver<'_> {
         if let Some(r) = self.def.resources.runtimes.get(&name.value) {
             return r.value.clone();
         }
-        let help = suggestion(&name.value, self.def.resources.runtimes.keys().map(String::as_str));
+        let help = match self.def.resources.runtimes.is_empty() {
+            true => undefined_help("runtimes"),
+            false => suggestion(&name.value, self.def.resources.runtimes.keys().map(String::as_str)),
+        };
         let message = format!("runtime `{}` is not defined", name.value);
         self.error("garden::unknown-runtime", message, name.span, "no such runtime", help);
         Runtime {
@@ -480,4 +486,14 @@ fn clamp(outer: Span, start: usize, len: usize) -> Span {
 fn looks_like_timestamp(text: &str) -> bool {
     let b = text.as_bytes();
     b.len() >= 20 && b[4] == b'-' && b[7] == b'-' && b[10] == b'T' && b[13] == b':'
+}
+
+/// The hint when no resource of a kind is defined at all: most often the
+/// shared file is not beside the definition.
+fn undefined_help(kind: &str) -> String {
+    format!(
+        "no {kind} are defined: name them under `resources: {{ {kind}: ... }}` in the definition, \
+         or in a `{}` beside it",
+        crate::compile::SHARED_RESOURCES_FILE
+    )
 }

@@ -92,6 +92,26 @@ fn a_wrong_type_says_what_was_expected() {
 }
 
 #[test]
+fn a_negative_count_says_it_cannot_be_negative() {
+    let d = problems("name: types\nsteps:\n  a:\n    wait: { seconds: -3 }\n");
+    let p = find(&d, "garden::type");
+    assert_eq!(p.message, "expected a whole number of 0 or more, found -3");
+    assert_at(p, 4, 22, "-3");
+}
+
+#[test]
+fn a_gateway_with_no_resources_at_all_points_at_the_resources_file() {
+    let text = "name: lonely\nsteps:\n  a:\n    tool: { gateway: finance, name: x }\n";
+    let Err(d) = load_str("bad.yaml", text, None) else {
+        panic!("the definition should not load");
+    };
+    let p = find(&d, "garden::unknown-gateway");
+    assert_at(p, 4, 22, "finance");
+    let help = p.help.as_deref().unwrap_or_default();
+    assert!(help.contains("no gateways are defined") && help.contains("resources.yaml"), "{help}");
+}
+
+#[test]
 fn malformed_yaml_is_an_error_with_a_position() {
     let d = problems("name: broken\nsteps:\n  a: [1, 2\n  b: 3\n");
     let p = find(&d, "garden::yaml");

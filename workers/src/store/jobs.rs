@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::attr::{Item, get_json, get_s, n, s, split_chunks};
-use super::{CHUNK_BYTES, JOB_SK, chunk_sk, expires_at, job_pk, now_rfc3339};
+use super::{CHUNK_BYTES, JOB_SK, canonical_time, chunk_sk, expires_at, job_pk, now_rfc3339};
 use crate::error::StoreError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -137,8 +137,8 @@ impl JobItem {
                 message: format!("unknown status `{status_text}`"),
             })?,
             input: get_json(item, "input").unwrap_or(Value::Null),
-            created_at: get_s(item, "created_at").unwrap_or_default(),
-            updated_at: get_s(item, "updated_at").unwrap_or_default(),
+            created_at: get_s(item, "created_at").map(canonical_time).unwrap_or_default(),
+            updated_at: get_s(item, "updated_at").map(canonical_time).unwrap_or_default(),
             execution_arn: get_s(item, "execution_arn"),
             output: get_json(item, "output"),
             error: get_s(item, "error"),

@@ -61,6 +61,18 @@ pub fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
+/// A time written by the state machine (`$$.State.EnteredTime`, whose form
+/// differs between emulators) in the form the workers write, so that times
+/// sort and read alike; text that is not RFC 3339 is kept as it is.
+pub fn canonical_time(text: String) -> String {
+    match chrono::DateTime::parse_from_rfc3339(&text) {
+        Ok(time) => time
+            .with_timezone(&chrono::Utc)
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        Err(_) => text,
+    }
+}
+
 pub(crate) fn expires_at() -> i64 {
     chrono::Utc::now().timestamp() + TTL_DAYS * 86_400
 }
@@ -76,5 +88,18 @@ mod tests {
         assert_eq!(step_sk("gather", Some(3)), "STEP#gather#000003");
         assert_eq!(chunk_sk(&step_suffix("gather", Some(3)), 1), "CHUNK#gather#000003#0001");
         assert_eq!(workflow_pk("research-brief"), "WORKFLOW#research-brief");
+    }
+
+    #[test]
+    fn times_read_in_one_form() {
+        assert_eq!(
+            canonical_time("2026-12-04T12:20:55.365872+00:00".into()),
+            "2026-12-04T12:20:55.365Z"
+        );
+        assert_eq!(
+            canonical_time("2026-12-04T13:20:55.365+01:00".into()),
+            "2026-12-04T12:20:55.365Z"
+        );
+        assert_eq!(canonical_time("soon".into()), "soon");
     }
 }

@@ -80,6 +80,13 @@ fn started() -> Rule {
         })
 }
 
+fn job_pk_of(r: &aws_sdk_dynamodb::operation::put_item::PutItemInput) -> String {
+    match r.item().and_then(|item| item.get("PK")) {
+        Some(AttributeValue::S(pk)) => pk.clone(),
+        _ => String::new(),
+    }
+}
+
 const SCHEMA: &str = r#"{"type":"object","required":["topic"],"properties":{"topic":{"type":"string"}}}"#;
 
 async fn rejected_reason(body: &str, ddb: Vec<&Rule>) -> (String, Item) {
@@ -203,6 +210,7 @@ async fn a_duplicate_of_a_started_job_starts_nothing() {
                     ("SK", "JOB"),
                     ("job_id", "job-1"),
                     ("workflow", "brief"),
+                    ("input", r#"{"topic":"markets"}"#),
                     ("status", "RUNNING"),
                     (
                         "execution_arn",
@@ -225,6 +233,41 @@ async fn a_duplicate_of_a_started_job_starts_nothing() {
 }
 
 #[tokio::test]
+async fn a_job_id_reused_with_another_input_is_rejected_not_dropped() {
+    let known = registry(SCHEMA);
+    let exists = mock!(Ddb::put_item)
+        .match_requests(|r| r.condition_expression() == Some("attribute_not_exists(PK)") && job_pk_of(r) == "JOB#job-1")
+        .then_error(|| {
+            PutItemError::ConditionalCheckFailedException(ConditionalCheckFailedException::builder().build())
+        });
+    let job = mock!(Ddb::get_item)
+        .match_requests(|r| key_of(r.key()).0 == "JOB#job-1")
+        .then_output(|| {
+            GetItemOutput::builder()
+                .set_item(Some(item(&[
+                    ("PK", "JOB#job-1"),
+                    ("SK", "JOB"),
+                    ("job_id", "job-1"),
+                    ("workflow", "brief"),
+                    ("input", r#"{"topic":"markets"}"#),
+                    ("status", "SUCCEEDED"),
+                ])))
+                .build()
+        });
+    let body = r#"{"workflow":"brief","input":{"topic":"rivers"},"job_id":"job-1"}"#;
+    let (reason, written) = rejected_reason(body, vec![&known, &exists, &job]).await;
+    assert!(
+        reason.contains("already belongs to a job with another input"),
+        "{reason}"
+    );
+    assert_ne!(
+        written.get("PK"),
+        Some(&AttributeValue::S("JOB#job-1".into())),
+        "the first job is kept"
+    );
+}
+
+#[tokio::test]
 async fn a_duplicate_after_a_crash_before_the_start_starts_once() {
     let updates = seen();
     let (known, exists, update) = (registry(SCHEMA), put_exists(), update_ok(&updates));
@@ -237,6 +280,7 @@ async fn a_duplicate_after_a_crash_before_the_start_starts_once() {
                     ("SK", "JOB"),
                     ("job_id", "job-1"),
                     ("workflow", "brief"),
+                    ("input", r#"{"topic":"markets"}"#),
                     ("status", "RUNNING"),
                 ])))
                 .build()
