@@ -338,6 +338,9 @@ fn step_label(step: &StepItem) -> String {
 fn step_line(step: &StepItem) -> String {
     let mut line = format!("{:<24} {:<16}", step_label(step), step.status.as_str());
     line.push_str(&format!(" attempts {}", step.attempts));
+    if step.runs > 1 {
+        line.push_str(&format!(" (run {} times)", step.runs));
+    }
     if let Some(ms) = step.duration_ms {
         line.push_str(&format!("  {:.2}s", ms as f64 / 1000.0));
     }

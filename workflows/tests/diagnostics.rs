@@ -108,7 +108,10 @@ fn a_gateway_with_no_resources_at_all_points_at_the_resources_file() {
     let p = find(&d, "garden::unknown-gateway");
     assert_at(p, 4, 22, "finance");
     let help = p.help.as_deref().unwrap_or_default();
-    assert!(help.contains("no gateways are defined") && help.contains("resources.yaml"), "{help}");
+    assert!(
+        help.contains("no gateways are defined") && help.contains("resources.yaml"),
+        "{help}"
+    );
 }
 
 #[test]

@@ -50,7 +50,11 @@ pub struct StepItem {
     pub step: String,
     pub item: Option<u64>,
     pub status: StepStatus,
+    /// Provider calls of the run that finished the step.
     pub attempts: u32,
+    /// Deliveries that started the step: more than one when a worker died
+    /// or lost its message mid-step and another took it over.
+    pub runs: u32,
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
     pub duration_ms: Option<u64>,
@@ -90,6 +94,7 @@ impl StepItem {
                 message: format!("unknown status `{status_text}`"),
             })?,
             attempts: get_n(item, "attempts").unwrap_or(0),
+            runs: get_n(item, "runs").unwrap_or(0),
             started_at: get_s(item, "started_at"),
             finished_at: get_s(item, "finished_at"),
             duration_ms: get_n(item, "duration_ms"),
@@ -299,12 +304,13 @@ pub async fn mark_step_running(
     item: Option<u64>,
 ) -> Result<(), StoreError> {
     let expression = format!(
-        "SET #status = :running, started_at = if_not_exists(started_at, :now), {}",
+        "SET #status = :running, started_at = if_not_exists(started_at, :now), {} ADD runs :one",
         common_set(item)
     );
     with_item_name(update(ddb, table, job_id, step, item), item)
         .update_expression(expression)
         .expression_attribute_values(":running", s(StepStatus::Running.as_str()))
+        .expression_attribute_values(":one", n(1))
         .send()
         .await
         .map_err(|e| StoreError::aws("UpdateItem", e))?;
