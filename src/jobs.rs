@@ -304,7 +304,12 @@ fn print_job(job: &JobItem, steps: &[StepItem]) {
     macro_rules! show {
         ($($arg:tt)*) => { let _ = out(&format!($($arg)*)); };
     }
-    show!("job {}  workflow {}  {}", job.job_id, job.workflow, job.status.as_str());
+    let workflow = if job.workflow.is_empty() {
+        "-"
+    } else {
+        job.workflow.as_str()
+    };
+    show!("job {}  workflow {workflow}  {}", job.job_id, job.status.as_str());
     show!("  created {}  updated {}", job.created_at, job.updated_at);
     if let Some(reason) = &job.reason {
         show!("  rejected: {reason}");
@@ -322,7 +327,9 @@ fn print_job(job: &JobItem, steps: &[StepItem]) {
     for step in steps {
         show!("  {}", step_line(step));
     }
-    show!("  model tokens: {input_tokens} in, {output_tokens} out");
+    if !steps.is_empty() {
+        show!("  model tokens: {input_tokens} in, {output_tokens} out");
+    }
     if let Some(output) = &job.output {
         let _ = out(&serde_json::to_string_pretty(output).unwrap_or_default());
     }

@@ -94,12 +94,22 @@ pub struct Report {
 }
 
 impl Report {
+    /// Records what happened to a resource. A resource met again (a role
+    /// that several workflows share) stays one entry, which says what changed
+    /// if anything did.
     pub(crate) fn record(&mut self, kind: &str, name: impl Into<String>, change: Change) {
-        self.entries.push((kind.to_owned(), name.into(), change));
+        let name = name.into();
+        match self.entries.iter_mut().find(|(k, n, _)| k == kind && *n == name) {
+            Some(entry) if entry.2 == Change::Unchanged => entry.2 = change,
+            Some(_) => {}
+            None => self.entries.push((kind.to_owned(), name, change)),
+        }
     }
 
     pub fn extend(&mut self, other: Report) {
-        self.entries.extend(other.entries);
+        for (kind, name, change) in other.entries {
+            self.record(&kind, name, change);
+        }
     }
 
     /// True when nothing was created, updated or deleted.
@@ -477,6 +487,20 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_resource_met_twice_is_one_entry_saying_what_changed() {
+        let mut report = Report::default();
+        report.record("role policy", "garden-scheduler/garden", Change::Unchanged);
+        report.record("role policy", "garden-scheduler/garden", Change::Created);
+        let mut later = Report::default();
+        later.record("role policy", "garden-scheduler/garden", Change::Unchanged);
+        later.record("queue", "garden-jobs", Change::Unchanged);
+        report.extend(later);
+        assert_eq!(report.entries.len(), 2, "{report}");
+        assert_eq!(report.count(&Change::Created), 1);
+        assert!(!report.is_unchanged());
+    }
 
     #[test]
     fn a_redrive_policy_matches_whatever_its_spelling() {

@@ -67,7 +67,10 @@ impl Deployer {
             "Statement": [{"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}]
         });
         let arn = match self.iam.get_role().role_name(name).send().await {
-            Ok(out) => out.role.map(|r| r.arn).unwrap_or_default(),
+            Ok(out) => {
+                report.record("role", name, Change::Unchanged);
+                out.role.map(|r| r.arn).unwrap_or_default()
+            }
             Err(err) if is_code(&err, &["NoSuchEntity"]) => {
                 let out = self
                     .iam
