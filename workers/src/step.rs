@@ -350,15 +350,17 @@ async fn bad_task(ctx: &Context, body: &str, problem: &str) -> Result<(), Retrya
 }
 
 pub(crate) async fn send_success(ctx: &Context, token: &str, result: &str) -> Result<(), Retryable> {
-    match ctx
-        .clients
-        .sfn
-        .send_task_success()
-        .task_token(token)
-        .output(result)
-        .send()
-        .await
-    {
+    answer_success(&ctx.clients.sfn, token, result).await
+}
+
+pub(crate) async fn send_failure(ctx: &Context, token: &str, error: &str, cause: &str) -> Result<(), Retryable> {
+    answer_failure(&ctx.clients.sfn, token, error, cause).await
+}
+
+/// `SendTaskSuccess`; a task that is gone (timed out, or answered already)
+/// takes no answer, which is not a failure of this message.
+pub(crate) async fn answer_success(sfn: &aws_sdk_sfn::Client, token: &str, output: &str) -> Result<(), Retryable> {
+    match sfn.send_task_success().task_token(token).output(output).send().await {
         Ok(_) => Ok(()),
         Err(err) => match err.as_service_error() {
             Some(SendTaskSuccessError::TaskTimedOut(_) | SendTaskSuccessError::InvalidToken(_)) => {
@@ -371,17 +373,21 @@ pub(crate) async fn send_success(ctx: &Context, token: &str, result: &str) -> Re
     }
 }
 
-pub(crate) async fn send_failure(ctx: &Context, token: &str, error: &str, cause: &str) -> Result<(), Retryable> {
-    let result = ctx
-        .clients
-        .sfn
+/// `SendTaskFailure`, with the same view of a task that is gone.
+pub(crate) async fn answer_failure(
+    sfn: &aws_sdk_sfn::Client,
+    token: &str,
+    error: &str,
+    cause: &str,
+) -> Result<(), Retryable> {
+    match sfn
         .send_task_failure()
         .task_token(token)
         .error(error)
         .cause(cause)
         .send()
-        .await;
-    match result {
+        .await
+    {
         Ok(_) => Ok(()),
         Err(err) => match err.as_service_error() {
             Some(

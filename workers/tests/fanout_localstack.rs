@@ -24,7 +24,7 @@ use garden_workers::{Clients, Context, Settings, step, store};
 use garden_workflows::wire::{TaskKind, TaskMessage};
 use serde_json::{Value, json};
 
-use common::create_table;
+use common::{create_table, sdk_config};
 
 /// One test's resources.
 struct Stack {
@@ -450,15 +450,7 @@ async fn a_fan_out_over_no_items_succeeds_at_once() {
 }
 
 async fn clients() -> Clients {
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url("http://127.0.0.1:4566")
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_sqs::config::Credentials::new(
-            "test", "test", None, None, "test",
-        ))
-        .load()
-        .await;
-    Clients::from_sdk_config(&sdk)
+    Clients::from_sdk_config(&sdk_config(4566).await)
 }
 
 async fn queue(clients: &Clients, name: &str, kind: TaskKind) -> Queue {

@@ -35,7 +35,7 @@ use garden_workers::{Clients, Context, Settings};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream as AsyncTcpStream};
 
-use common::create_table;
+use common::{create_table, sdk_config};
 
 const TRIALS: usize = 50;
 const DEPS: [&str; 3] = ["a", "b", "c"];
@@ -558,17 +558,6 @@ where
 
 async fn client(port: u16) -> Client {
     Client::new(&sdk_config(port).await)
-}
-
-async fn sdk_config(port: u16) -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(format!("http://127.0.0.1:{port}"))
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-            "test", "test", None, None, "test",
-        ))
-        .load()
-        .await
 }
 
 /// An HTTP/1.1 proxy to LocalStack that forwards one request at a time, so

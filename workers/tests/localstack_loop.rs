@@ -17,7 +17,7 @@ use std::time::Duration;
 use garden_workers::{Clients, Context, QueueKind, Settings, local, store};
 use serde_json::{Value, json};
 
-use common::create_table;
+use common::{create_table, sdk_config};
 
 struct Process(Child);
 
@@ -55,15 +55,7 @@ fn mcp_server() -> Option<Process> {
 }
 
 async fn clients() -> Clients {
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url("http://127.0.0.1:4566")
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_sqs::config::Credentials::new(
-            "test", "test", None, None, "test",
-        ))
-        .load()
-        .await;
-    Clients::from_sdk_config(&sdk)
+    Clients::from_sdk_config(&sdk_config(4566).await)
 }
 
 fn task_state(queue_url: &str, step: &str, spec: Value, next: Option<&str>) -> Value {

@@ -4,11 +4,10 @@
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
-use aws_sdk_sfn::operation::send_task_failure::SendTaskFailureError;
-use aws_sdk_sfn::operation::send_task_success::SendTaskSuccessError;
 
 use super::{DEPENDENCY_FAILED, DepFailure, GateKey, GateState};
-use crate::error::{AwsError, Retryable, StoreError};
+use crate::error::{Retryable, StoreError};
+use crate::step::{answer_failure, answer_success};
 use crate::store::attr::conditional;
 use crate::store::{job_pk, now_rfc3339};
 
@@ -42,7 +41,7 @@ pub async fn open_if_ready(
             if let Err(err) = send(sfn, key, &opening).await {
                 // Give the claim back so that the retried message can open the gate.
                 release(ddb, table, key, &opening.token).await?;
-                return Err(err.into());
+                return Err(err);
             }
             mark_sent(ddb, table, key, &opening.token).await;
             tracing::info!(gate = %key.describe(), failed = opening.failed.is_some(), "gate opened");
@@ -99,62 +98,18 @@ pub async fn claim(ddb: &aws_sdk_dynamodb::Client, table: &str, key: &GateKey) -
     }))
 }
 
-async fn send(sfn: &aws_sdk_sfn::Client, key: &GateKey, opening: &Opening) -> Result<(), AwsError> {
-    // `Err((gone, error))`: `gone` when the waiting Task no longer takes answers.
-    let sent = match &opening.failed {
+async fn send(sfn: &aws_sdk_sfn::Client, key: &GateKey, opening: &Opening) -> Result<(), Retryable> {
+    match &opening.failed {
         None => {
-            let output = opening.state.output();
             let missing: Vec<&String> = (opening.state.wanted.iter())
                 .filter(|id| !opening.state.values.contains_key(*id))
                 .collect();
             if !missing.is_empty() {
                 tracing::warn!(gate = %key.describe(), ?missing, "opening without the values of some dependencies");
             }
-            sfn.send_task_success()
-                .task_token(&opening.token)
-                .output(output.to_string())
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|err| {
-                    let gone = matches!(
-                        err.as_service_error(),
-                        Some(
-                            SendTaskSuccessError::TaskTimedOut(_)
-                                | SendTaskSuccessError::InvalidToken(_)
-                                | SendTaskSuccessError::TaskDoesNotExist(_)
-                        )
-                    );
-                    (gone, AwsError::new("SendTaskSuccess", err))
-                })
+            answer_success(sfn, &opening.token, &opening.state.output().to_string()).await
         }
-        Some(failure) => sfn
-            .send_task_failure()
-            .task_token(&opening.token)
-            .error(DEPENDENCY_FAILED)
-            .cause(&failure.cause)
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|err| {
-                let gone = matches!(
-                    err.as_service_error(),
-                    Some(
-                        SendTaskFailureError::TaskTimedOut(_)
-                            | SendTaskFailureError::InvalidToken(_)
-                            | SendTaskFailureError::TaskDoesNotExist(_)
-                    )
-                );
-                (gone, AwsError::new("SendTaskFailure", err))
-            }),
-    };
-    match sent {
-        Ok(()) => Ok(()),
-        Err((true, _)) => {
-            tracing::warn!(gate = %key.describe(), "the waiting task is gone: nothing to open");
-            Ok(())
-        }
-        Err((false, err)) => Err(err),
+        Some(failure) => answer_failure(sfn, &opening.token, DEPENDENCY_FAILED, &failure.cause).await,
     }
 }
 

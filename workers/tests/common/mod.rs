@@ -8,6 +8,18 @@ use aws_sdk_dynamodb::types::{
     ScalarAttributeType,
 };
 
+/// The SDK configuration for a local endpoint on `port` (LocalStack is 4566).
+pub async fn sdk_config(port: u16) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(format!("http://127.0.0.1:{port}"))
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "test", "test", None, None, "test",
+        ))
+        .load()
+        .await
+}
+
 /// Creates a table shaped like the deployed one (`PK`, `SK`, the
 /// `by-workflow` index) and waits until it is active.
 pub async fn create_table(ddb: &aws_sdk_dynamodb::Client, table: &str) {
