@@ -105,6 +105,13 @@ pub struct Settings {
     pub registry_ttl: Duration,
     /// Default seconds between heartbeats when a step does not set its own.
     pub heartbeat_secs: u64,
+    /// Bring a message's visibility down to `visibility_timeout_secs` as its
+    /// step starts. A Lambda event source mapping receives with the queue's
+    /// visibility, at least the function timeout (up to 15 minutes): without
+    /// this, a function that dies before its first heartbeat leaves the step
+    /// invisible that long, past most heartbeat timeouts. The local loop
+    /// receives with ours already.
+    pub visibility_at_start: bool,
 }
 
 impl Default for Settings {
@@ -123,6 +130,7 @@ impl Default for Settings {
             grace: Duration::from_secs(30),
             registry_ttl: Duration::from_secs(30),
             heartbeat_secs: 20,
+            visibility_at_start: false,
         }
     }
 }

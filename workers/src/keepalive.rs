@@ -41,6 +41,9 @@ pub fn interval(heartbeat_secs: Option<u64>, default_secs: u64, visibility_secs:
 
 /// Runs `work`, heartbeating every `every`. An empty `token` (an item of a
 /// wide fan-out, which no Task waits on) only keeps the message invisible.
+/// With [`Settings::visibility_at_start`](crate::config::Settings), the
+/// message's visibility is first brought down to the worker's own, so that a
+/// crash returns it within that time.
 pub async fn keep_alive<T>(
     ctx: &Context,
     token: &str,
@@ -49,6 +52,11 @@ pub async fn keep_alive<T>(
     work: impl Future<Output = T>,
 ) -> Kept<T> {
     tokio::pin!(work);
+    if ctx.settings.visibility_at_start
+        && let Some(receipt) = receipt
+    {
+        extend_visibility(ctx, receipt).await;
+    }
     let mut ticker = tokio::time::interval_at(Instant::now() + every, every);
     loop {
         tokio::select! {

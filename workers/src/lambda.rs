@@ -41,7 +41,8 @@ pub fn init_logging() {
 /// Runs a function until the Lambda runtime stops it.
 pub async fn run(function: Function) -> Result<(), WorkerError> {
     init_logging();
-    let settings = Settings::from_env()?;
+    let mut settings = Settings::from_env()?;
+    settings.visibility_at_start = true;
     let ctx = Arc::new(Context::from_env(settings).await);
     let handler = service_fn(move |event: LambdaEvent<SqsEvent>| {
         let ctx = ctx.clone();

@@ -40,6 +40,8 @@ struct Fixture {
     failures: Seen<(String, String)>,
     heartbeats: Rule,
     visibility: Rule,
+    /// The visibility timeout of each ChangeMessageVisibility.
+    visibility_secs: Seen<i32>,
 }
 
 impl Fixture {
@@ -121,6 +123,8 @@ impl Fixture {
                 })
                 .then_output(|| SendTaskFailureOutput::builder().build()),
         );
+        let visibility_secs = seen();
+        let seen_visibility = visibility_secs.clone();
         Fixture {
             rules,
             sfn_rules,
@@ -129,7 +133,12 @@ impl Fixture {
             failures,
             heartbeats: mock!(Sfn::send_task_heartbeat).then_output(|| SendTaskHeartbeatOutput::builder().build()),
             visibility: mock!(Sqs::change_message_visibility)
+                .match_requests(move |r| {
+                    seen_visibility.lock().unwrap().extend(r.visibility_timeout());
+                    true
+                })
                 .then_output(|| ChangeMessageVisibilityOutput::builder().build()),
+            visibility_secs,
         }
     }
 
@@ -541,6 +550,31 @@ async fn heartbeats_and_visibility_keep_a_slow_call_alive() {
     assert!(matches!(kept, Kept::Done(())));
     assert_eq!(fixture.heartbeats.num_calls(), 3, "at 20, 40 and 60 s");
     assert_eq!(fixture.visibility.num_calls(), 3);
+}
+
+/// Under Lambda the message arrives with the queue's visibility (at least the
+/// function timeout): the step brings it down to the worker's own before the
+/// provider is called, so a function that dies at once gives the step back
+/// within that time. The local loop receives with it already and sends nothing.
+#[tokio::test(start_paused = true)]
+async fn under_lambda_a_step_brings_its_message_visibility_down_as_it_starts() {
+    for lambda in [true, false] {
+        let fixture = Fixture::new(None);
+        let converse = mock!(Bedrock::converse).then_output(|| text_reply("done"));
+        let mut ctx = fixture.context(&[&converse]);
+        ctx.settings.visibility_at_start = lambda;
+        ctx.settings.visibility_timeout_secs = 25;
+        step::handle(&ctx, event(&model_task("Plan", json!({})))).await;
+        assert_eq!(converse.num_calls(), 1);
+        assert_eq!(fixture.successes.lock().unwrap().len(), 1);
+        assert_eq!(fixture.heartbeats.num_calls(), 0, "the call took no time");
+        let expected: &[i32] = if lambda { &[25] } else { &[] };
+        assert_eq!(
+            *fixture.visibility_secs.lock().unwrap(),
+            expected,
+            "under Lambda: {lambda}"
+        );
+    }
 }
 
 #[tokio::test(start_paused = true)]
