@@ -134,12 +134,10 @@ async fn run(ctx: &Context, record: &SqsMessage, message: &TaskMessage) -> Resul
 
     match outcome {
         Ok(outcome) => {
-            let result = TaskResult {
-                step: step.to_owned(),
-                item,
-                exports: exports(&message.exports, &outcome.output),
+            let result = match answer(message, &outcome.output, fan.is_none()) {
+                Ok(result) => result,
+                Err(error) => return fail(ctx, message, error, outcome.attempts, duration_ms).await,
             };
-            let result = serde_json::to_string(&result).unwrap_or_default();
             let usage = StepUsage {
                 attempts: outcome.attempts,
                 duration_ms,
@@ -290,6 +288,65 @@ pub fn exports(wanted: &[Export], output: &Value) -> std::collections::BTreeMap<
         .collect()
 }
 
+/// The most a `SendTaskSuccess` output may hold (256 KiB).
+const MAX_ANSWER_BYTES: usize = 262_144;
+
+/// What the step answers Step Functions with. When the answer goes to a
+/// state machine (`checked`), an item list longer than its Map can run in one
+/// execution, or an answer over the payload limit, fails the step with a
+/// cause that says what to change, rather than failing the execution later.
+fn answer(message: &TaskMessage, output: &Value, checked: bool) -> Result<String, StepError> {
+    let exports = exports(&message.exports, output);
+    if checked {
+        for export in &message.exports {
+            let (Some(max), Some(Value::Array(items))) = (export.max_items, exports.get(&export.name)) else {
+                continue;
+            };
+            if items.len() as u64 > max {
+                let what = if export.path.is_empty() {
+                    "its output".to_owned()
+                } else {
+                    format!("`{}`", export.path)
+                };
+                return Err(StepError::terminal(
+                    errors::TOO_MANY_ITEMS,
+                    format!(
+                        "{what} has {} items, and a Map state of this workflow runs about {max} in one execution's \
+                         history: mark the `for_each` step over it `wide: true`, which has no such limit",
+                        items.len()
+                    ),
+                ));
+            }
+        }
+    }
+    let result = TaskResult {
+        step: message.step.clone(),
+        item: message.item,
+        exports,
+    };
+    let text = serde_json::to_string(&result).unwrap_or_default();
+    if checked && text.len() > MAX_ANSWER_BYTES {
+        let mut sizes: Vec<(usize, &str)> = (result.exports.iter())
+            .map(|(name, value)| (value.to_string().len(), name.as_str()))
+            .collect();
+        sizes.sort_unstable_by(|a, b| b.cmp(a));
+        let largest = sizes
+            .first()
+            .map(|(bytes, name)| format!("`{name}` {bytes} bytes"))
+            .unwrap_or_default();
+        return Err(StepError::terminal(
+            errors::ANSWER_TOO_LARGE,
+            format!(
+                "the values the state machine reads from this step are {} bytes, more than the {MAX_ANSWER_BYTES} \
+                 Step Functions accepts (largest: {largest}): have `when` conditions read a small field of the \
+                 output rather than a large one",
+                text.len()
+            ),
+        ));
+    }
+    Ok(text)
+}
+
 /// `a.b[2].c` as path segments (empty for the whole output).
 fn path_segments(path: &str) -> Vec<Segment> {
     let mut segments = Vec::new();
@@ -415,26 +472,31 @@ mod tests {
                 name: "confidence".into(),
                 path: "confidence".into(),
                 shape: ExportShape::Value,
+                max_items: None,
             },
             Export {
                 name: "sections".into(),
                 path: "sections".into(),
                 shape: ExportShape::Indices,
+                max_items: None,
             },
             Export {
                 name: "x".into(),
                 path: "deep.list[0].x".into(),
                 shape: ExportShape::Value,
+                max_items: None,
             },
             Export {
                 name: "missing".into(),
                 path: "nope".into(),
                 shape: ExportShape::Value,
+                max_items: None,
             },
             Export {
                 name: "whole".into(),
                 path: String::new(),
                 shape: ExportShape::Value,
+                max_items: None,
             },
         ];
         let got = exports(&wanted, &output);
@@ -443,5 +505,63 @@ mod tests {
         assert_eq!(got["x"], json!(1));
         assert_eq!(got["missing"], Value::Null);
         assert_eq!(got["whole"], output);
+    }
+
+    fn message_exporting(exports: Vec<Export>) -> TaskMessage {
+        let mut message: TaskMessage = serde_json::from_value(json!({
+            "token": "t", "job_id": "j", "workflow": "w", "step": "plan",
+            "spec": {"kind": "tool", "gateway": {"name": "g", "url": "http://127.0.0.1:1/mcp"},
+                     "name": "list", "arguments": {}},
+        }))
+        .unwrap();
+        message.exports = exports;
+        message
+    }
+
+    #[test]
+    fn an_item_list_longer_than_its_map_can_run_fails_the_step_with_a_fix() {
+        let message = message_exporting(vec![Export {
+            name: "items_indices".into(),
+            path: "items".into(),
+            shape: ExportShape::Indices,
+            max_items: Some(3),
+        }]);
+        let three = json!({"items": [1, 2, 3]});
+        let answered: Value = serde_json::from_str(&answer(&message, &three, true).unwrap()).unwrap();
+        assert_eq!(answered["exports"]["items_indices"], json!([0, 1, 2]));
+
+        let four = json!({"items": [1, 2, 3, 4]});
+        let error = answer(&message, &four, true).unwrap_err();
+        assert_eq!(error.name, errors::TOO_MANY_ITEMS);
+        assert!(!error.transient);
+        assert!(error.message.contains("`items` has 4 items"), "{}", error.message);
+        assert!(error.message.contains("about 3"), "{}", error.message);
+        assert!(error.message.contains("wide: true"), "{}", error.message);
+        // An item of a wide fan-out answers no state machine: nothing to check.
+        assert!(answer(&message, &four, false).is_ok());
+    }
+
+    #[test]
+    fn an_answer_over_the_payload_limit_fails_the_step_naming_the_largest_value() {
+        let message = message_exporting(vec![
+            Export {
+                name: "summary".into(),
+                path: "summary".into(),
+                shape: ExportShape::Value,
+                max_items: None,
+            },
+            Export {
+                name: "score".into(),
+                path: "score".into(),
+                shape: ExportShape::Value,
+                max_items: None,
+            },
+        ]);
+        let small = json!({"summary": "x".repeat(1_000), "score": 3});
+        assert!(answer(&message, &small, true).is_ok());
+        let large = json!({"summary": "x".repeat(MAX_ANSWER_BYTES), "score": 3});
+        let error = answer(&message, &large, true).unwrap_err();
+        assert_eq!(error.name, errors::ANSWER_TOO_LARGE);
+        assert!(error.message.contains("largest: `summary`"), "{}", error.message);
     }
 }

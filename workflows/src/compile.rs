@@ -12,6 +12,7 @@ use crate::error::{Diagnostics, Problem, SourceFile, Span};
 use crate::explain::{Explain, MAX_HISTORY_EVENTS, explain};
 use crate::schedule::Schedule;
 use crate::target::Target;
+use crate::wire::ExportShape;
 use crate::workflow::Workflow;
 use crate::{asl, graph, parse, plan, policy, resolve};
 
@@ -120,13 +121,30 @@ impl Compiled {
     }
 }
 
+/// The workflow with every Map's item list capped at what the execution's
+/// history has room for, so that the step producing the list fails with
+/// [`TOO_MANY_ITEMS`](crate::wire::errors::TOO_MANY_ITEMS) rather than the
+/// execution stopping part way through the Map.
+fn with_max_items(wf: &Workflow, room: u64) -> Workflow {
+    let mut wf = wf.clone();
+    for export in wf.steps.iter_mut().flat_map(|s| s.exports.iter_mut()) {
+        if export.shape == ExportShape::Indices {
+            export.max_items = Some(room);
+        }
+    }
+    wf
+}
+
 /// Plans and emits a checked workflow for a target, and checks the AWS limits
 /// that only the emitted definition shows.
 pub fn compile(wf: &Workflow, target: &Target) -> Result<Compiled, Diagnostics> {
     let plan = plan::plan(wf);
-    let asl = asl::emit(wf, &plan, target);
-    let policy = policy::policy(wf, target);
     let mut explain = explain(wf, &plan);
+    let asl = match explain.items_room() {
+        Some(room) => asl::emit(&with_max_items(wf, room), &plan, target),
+        None => asl::emit(wf, &plan, target),
+    };
+    let policy = policy::policy(wf, target);
     let mut diags = Diagnostics::default();
     let size = serde_json::to_string(&asl).map_or(0, |s| s.len());
     explain.states = crate::explain::count_states(&asl["States"]);

@@ -44,6 +44,16 @@ pub struct Explain {
     pub definition_bytes: usize,
 }
 
+impl Explain {
+    /// How many `for_each` items (of Map states, all together) one execution's
+    /// history has room for; `None` when no Map state iterates.
+    pub fn items_room(&self) -> Option<u64> {
+        MAX_HISTORY_EVENTS
+            .saturating_sub(self.fixed_events)
+            .checked_div(self.events_per_item)
+    }
+}
+
 /// Per job, on the happy path.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Counts {
@@ -291,10 +301,7 @@ impl fmt::Display for Explain {
             "  history events        {} of {MAX_HISTORY_EVENTS}",
             c.history_events
         )?;
-        if let Some(room) = MAX_HISTORY_EVENTS
-            .saturating_sub(self.fixed_events)
-            .checked_div(self.events_per_item)
-        {
+        if let Some(room) = self.items_room() {
             writeln!(f, "  for_each items that fit the history: about {room} in all")?;
         }
         writeln!(f, "  SQS requests          {}", c.sqs_requests)?;

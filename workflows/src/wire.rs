@@ -138,6 +138,11 @@ pub struct Export {
     pub path: String,
     #[serde(default)]
     pub shape: ExportShape,
+    /// For [`ExportShape::Indices`]: the most items the Map states of this
+    /// workflow can run within one execution's history ([`errors::TOO_MANY_ITEMS`]
+    /// beyond it, before the execution runs out of history part way).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_items: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -417,6 +422,12 @@ pub mod errors {
     pub const REJECTED: &str = "Garden.Rejected";
     /// The task message could not be read.
     pub const BAD_TASK: &str = "Garden.BadTask";
+    /// A `for_each` over more items than a Map state of the workflow can run
+    /// within one execution; the step that iterates needs `wide: true`.
+    pub const TOO_MANY_ITEMS: &str = "Garden.TooManyItems";
+    /// The values a step hands to the state machine are over the Step
+    /// Functions payload limit.
+    pub const ANSWER_TOO_LARGE: &str = "Garden.AnswerTooLarge";
 }
 
 #[cfg(test)]
@@ -451,6 +462,7 @@ mod tests {
                 name: "npv".into(),
                 path: "npv".into(),
                 shape: ExportShape::Value,
+                max_items: None,
             }],
             fan: None,
         };

@@ -137,6 +137,7 @@ impl Step {
             name: name.clone(),
             path: path.to_owned(),
             shape,
+            max_items: None,
         });
         name
     }

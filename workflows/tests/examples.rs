@@ -55,3 +55,16 @@ fn the_examples_run_side_by_side_where_they_can() {
     assert_eq!(brief.asl["States"]["gather"]["MaxConcurrency"], 4);
     assert_eq!(brief.asl["States"]["Check review"]["Type"], "Choice");
 }
+
+#[test]
+fn a_map_item_list_carries_the_room_the_history_has_for_it() {
+    let brief = common::compiled_example("research-brief");
+    let room = brief.explain.items_room().expect("research-brief has a Map");
+    assert!((100..25_000).contains(&room), "{room}");
+    let exports = &brief.asl["States"]["outline"]["Parameters"]["MessageBody"]["exports"];
+    assert_eq!(exports[0]["shape"], "indices");
+    assert_eq!(exports[0]["max_items"], room);
+    // A workflow without a Map state caps nothing.
+    let finance = common::compiled_example("finance-analysis");
+    assert_eq!(finance.explain.items_room(), None);
+}
