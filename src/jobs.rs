@@ -321,18 +321,39 @@ fn print_job(job: &JobItem, steps: &[StepItem]) {
             job.cause.as_deref().unwrap_or("")
         );
     }
-    let (input_tokens, output_tokens) = steps.iter().fold((0, 0), |(i, o), s| {
-        (i + s.input_tokens.unwrap_or(0), o + s.output_tokens.unwrap_or(0))
-    });
     for step in steps {
         show!("  {}", step_line(step));
     }
     if !steps.is_empty() {
-        show!("  model tokens: {input_tokens} in, {output_tokens} out");
+        show!("  {}", tokens_line(steps));
     }
     if let Some(output) = &job.output {
         let _ = out(&serde_json::to_string_pretty(output).unwrap_or_default());
     }
+}
+
+/// The job's model tokens and, where the definition priced its models, what
+/// they cost; tokens of unpriced models are named, not guessed at.
+fn tokens_line(steps: &[StepItem]) -> String {
+    let (mut input, mut output, mut cost, mut unpriced) = (0, 0, 0.0, 0);
+    for step in steps {
+        let (i, o) = (step.input_tokens.unwrap_or(0), step.output_tokens.unwrap_or(0));
+        (input, output) = (input + i, output + o);
+        match step.cost_usd {
+            Some(dollars) => cost += dollars,
+            None => unpriced += i + o,
+        }
+    }
+    let mut line = format!("model tokens: {input} in, {output} out");
+    if unpriced < input + output {
+        line.push_str(&format!(", ${cost:.4}"));
+    }
+    if unpriced > 0 {
+        line.push_str(&format!(
+            "; {unpriced} tokens of models without prices (add `price_per_million_tokens` to the model in resources)"
+        ));
+    }
+    line
 }
 
 fn step_label(step: &StepItem) -> String {
@@ -351,8 +372,13 @@ fn step_line(step: &StepItem) -> String {
     if let Some(ms) = step.duration_ms {
         line.push_str(&format!("  {:.2}s", ms as f64 / 1000.0));
     }
-    if let (Some(i), Some(o)) = (step.input_tokens, step.output_tokens) {
+    if let (Some(i), Some(o)) = (step.input_tokens, step.output_tokens)
+        && i + o > 0
+    {
         line.push_str(&format!("  tokens {i}/{o}"));
+        if let Some(dollars) = step.cost_usd {
+            line.push_str(&format!(" ${dollars:.4}"));
+        }
     }
     if let Some(error) = &step.error {
         line.push_str(&format!("  {error}: {}", step.cause.as_deref().unwrap_or("")));
@@ -454,4 +480,54 @@ pub async fn approve(args: ApproveArgs) -> miette::Result<ExitCode> {
     let verb = if args.reject { "rejected" } else { "approved" };
     eprintln!("{verb} step {} of job {}", args.step, args.job_id);
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use garden_workers::store::{StepItem, StepStatus};
+
+    use super::*;
+
+    fn model_step(name: &str, tokens: (u64, u64), cost_usd: Option<f64>) -> StepItem {
+        StepItem {
+            step: name.into(),
+            item: None,
+            status: StepStatus::Succeeded,
+            attempts: 1,
+            runs: 1,
+            started_at: None,
+            finished_at: None,
+            duration_ms: Some(1200),
+            input_tokens: Some(tokens.0),
+            output_tokens: Some(tokens.1),
+            cost_usd,
+            error: None,
+            cause: None,
+            output: None,
+            result: None,
+            task_token: None,
+        }
+    }
+
+    #[test]
+    fn the_token_line_prices_what_it_can_and_names_what_it_cannot() {
+        let priced = model_step("plan", (1_000, 500), Some(0.0028));
+        let tool = model_step("search", (0, 0), None);
+        let unpriced = model_step("draft", (300, 100), None);
+        assert_eq!(
+            tokens_line(&[priced.clone(), tool.clone()]),
+            "model tokens: 1000 in, 500 out, $0.0028"
+        );
+        let mixed = tokens_line(&[priced.clone(), unpriced.clone()]);
+        assert!(mixed.starts_with("model tokens: 1300 in, 600 out, $0.0028; 400 tokens of models without prices"));
+        let none = tokens_line(&[unpriced]);
+        assert!(none.starts_with("model tokens: 300 in, 100 out; 400 tokens"), "{none}");
+        assert_eq!(tokens_line(std::slice::from_ref(&tool)), "model tokens: 0 in, 0 out");
+        assert!(
+            step_line(&priced).ends_with("tokens 1000/500 $0.0028"),
+            "{}",
+            step_line(&priced)
+        );
+        assert!(!step_line(&tool).contains("tokens"));
+    }
 }

@@ -85,6 +85,11 @@ fn check_finance(status: &Value, input: &Value) {
         summary["input_tokens"].as_u64().unwrap() > 0,
         "model tokens recorded: {summary:#}"
     );
+    // `haiku` is priced in definitions/resources.yaml at $0.80 in and $4.00 out per million.
+    let tokens = |key: &str| summary[key].as_u64().unwrap() as f64;
+    let expected = (tokens("input_tokens") * 0.80 + tokens("output_tokens") * 4.00) / 1e6;
+    let cost = summary["cost_usd"].as_f64().expect("the call's cost is recorded");
+    assert!((cost - expected).abs() < 1e-8, "cost {cost} != {expected}: {summary:#}");
     assert_eq!(output["summary"], summary["output"]);
 }
 

@@ -18,6 +18,10 @@
 //!
 //! Redeliveries: the successor is sent before the item is counted, so an item
 //! found counted has sent it, and one not counted sends it (again, at worst).
+//! Two copies of an item that ran at the same time (SQS delivers at least
+//! once) would each send a successor and double the rest of the chain: the
+//! first to finish claims the handing on, and a copy that loses the claim
+//! leaves the item to it; the winner's message comes back if it dies.
 //! Counting, closing a shard and claiming are conditional writes that a
 //! repeated delivery redoes without effect, picking up wherever a crash
 //! stopped. A claim is made once per attempt; after it, any delivery of the
@@ -137,6 +141,10 @@ pub async fn complete(
     }
     let next = index + fan.concurrency.max(1);
     if next < fan.total {
+        if fresh && !record::claim_handing_on(ddb, table, message, index).await? {
+            tracing::info!("another copy of this item finished first and goes on with the fan-out");
+            return Ok(());
+        }
         send_one(ctx, message, fan, next).await?;
     }
     let remaining = record::count(ddb, table, message, fan.total, index).await?;

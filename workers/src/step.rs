@@ -143,6 +143,10 @@ async fn run(ctx: &Context, record: &SqsMessage, message: &TaskMessage) -> Resul
                 duration_ms,
                 input_tokens: outcome.input_tokens,
                 output_tokens: outcome.output_tokens,
+                cost_usd: match &message.spec.action {
+                    Action::Model(model) => model.price.map(|p| p.cost(outcome.input_tokens, outcome.output_tokens)),
+                    _ => None,
+                },
             };
             store::finish_step(ddb, table, job, step, item, &outcome.output, usage, &result).await?;
             tracing::info!(
@@ -150,6 +154,7 @@ async fn run(ctx: &Context, record: &SqsMessage, message: &TaskMessage) -> Resul
                 duration_ms,
                 input_tokens = outcome.input_tokens,
                 output_tokens = outcome.output_tokens,
+                cost_usd = usage.cost_usd,
                 "step succeeded"
             );
             match fan {

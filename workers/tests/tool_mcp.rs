@@ -169,6 +169,7 @@ fn model_action(max_tool_rounds: u32) -> ModelAction {
         }],
         max_tool_rounds,
         output_schema: None,
+        price: None,
     }
 }
 

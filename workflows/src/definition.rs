@@ -8,7 +8,7 @@ use indexmap::IndexMap;
 use serde_json::Value;
 
 use crate::error::{SourceFile, Span};
-use crate::wire::{Gateway, RetryPolicy, Runtime, SessionScope};
+use crate::wire::{Gateway, RetryPolicy, Runtime, SessionScope, TokenPrice};
 use crate::yaml::Node;
 
 /// A value and where it was written.
@@ -51,10 +51,17 @@ pub struct Defaults {
     pub retry: Option<RetryPolicy>,
 }
 
+/// A named model: its Bedrock id and, when known, its token prices.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Model {
+    pub id: String,
+    pub price: Option<TokenPrice>,
+}
+
 /// Named models, gateways and agent runtimes.
 #[derive(Debug, Clone, Default)]
 pub struct Resources {
-    pub models: IndexMap<String, Spanned<String>>,
+    pub models: IndexMap<String, Spanned<Model>>,
     pub gateways: IndexMap<String, Spanned<Gateway>>,
     pub runtimes: IndexMap<String, Spanned<Runtime>>,
 }

@@ -198,12 +198,13 @@ fn walk(wf: &Workflow, tree: &Tree, items: u64, c: &mut Counts) {
             let step = &wf.steps[*s];
             if step.for_each.as_ref().is_some_and(|fe| fe.wide) {
                 // One Control task; the items are SQS messages, not states:
-                // per item a send, receive and delete, two step writes and a
-                // counted completion (a transaction: two items, twice the units).
+                // per item a send, receive and delete, two step writes, a
+                // counted completion (a transaction: two items, twice the
+                // units) and the claim to send the item's successor.
                 c.transitions += 1;
                 c.history_events += 6;
                 c.sqs_requests += 3 + 3 * items;
-                c.write_units += 2 + 6 * items;
+                c.write_units += 2 + 7 * items;
                 c.read_units += 1 + (2 + step.deps.len() as u64) * items;
                 return;
             }

@@ -204,7 +204,7 @@ fn check_unused(wf: &Workflow, def: &Definition, diags: &mut Diagnostics) {
         }
     }
     for (alias, m) in &def.resources.models {
-        if own(m.span) && !models.contains(&m.value) {
+        if own(m.span) && !models.contains(&m.value.id) {
             diags.push(unused(wf, "model", alias, m.span));
         }
     }

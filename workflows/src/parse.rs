@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use crate::definition::*;
 use crate::error::{Diagnostics, Problem, SourceFile, Span, suggestion};
-use crate::wire::{Gateway, GatewayAuth, RetryPolicy, Runtime, SessionScope};
+use crate::wire::{Gateway, GatewayAuth, RetryPolicy, Runtime, SessionScope, TokenPrice};
 use crate::yaml::{self, Kind, Node};
 
 const TOP: &[&str] = &[
@@ -33,6 +33,8 @@ pub(crate) const RESOURCES: &[&str] = &["models", "gateways", "runtimes"];
 const GATEWAY: &[&str] = &["url", "auth"];
 const AUTH: &[&str] = &["type", "token_url", "client_id", "client_secret_env", "scope"];
 const RUNTIME: &[&str] = &["arn", "qualifier"];
+const MODEL_RESOURCE: &[&str] = &["id", "price_per_million_tokens"];
+const PRICE: &[&str] = &["input", "output"];
 pub(crate) const KINDS: &[&str] = &["model", "tool", "agent", "approval", "wait", "workflow"];
 const MODIFIERS: &[&str] = &[
     "description",
@@ -371,8 +373,8 @@ impl Reader<'_> {
         };
         for (key, value) in fields.get("models").map(|n| self.map_entries(n)).unwrap_or_default() {
             let alias = key.as_str().unwrap_or_default().to_owned();
-            if let Some(id) = self.string(&value) {
-                out.models.insert(alias, Spanned::new(id, key.span));
+            if let Some(model) = self.model(&alias, &value) {
+                out.models.insert(alias, Spanned::new(model, key.span));
             }
         }
         for (key, value) in fields.get("gateways").map(|n| self.map_entries(n)).unwrap_or_default() {
@@ -459,6 +461,46 @@ impl Reader<'_> {
                 None
             }
         }
+    }
+
+    /// `alias: model-id`, or `alias: { id, price_per_million_tokens: { input, output } }`.
+    fn model(&mut self, alias: &str, node: &Node) -> Option<Model> {
+        if let Kind::Str(id, _) = &node.kind {
+            return Some(Model {
+                id: id.clone(),
+                price: None,
+            });
+        }
+        let what = format!("model `{alias}`");
+        let fields = self.fields(node, MODEL_RESOURCE, &what)?;
+        let id = self.required(&fields, "id", node, &what).and_then(|n| self.string(n));
+        let price = match fields.get("price_per_million_tokens") {
+            Some(price) => Some(self.price(&what, price)?),
+            None => None,
+        };
+        Some(Model { id: id?, price })
+    }
+
+    fn price(&mut self, what: &str, node: &Node) -> Option<TokenPrice> {
+        let what = format!("the prices of {what}");
+        let fields = self.fields(node, PRICE, &what)?;
+        let mut dollars = |key: &str| {
+            let at = self.required(&fields, key, node, &what)?;
+            let value = self.float(at)?;
+            if value < 0.0 || !value.is_finite() {
+                let problem = Problem::error("garden::type", format!("a price of {value} dollars"))
+                    .at(self.file, at.span, "not a price")
+                    .help("write US dollars per million tokens, such as `0.80`");
+                self.problem(problem);
+                return None;
+            }
+            Some(value)
+        };
+        let (input, output) = (dollars("input"), dollars("output"));
+        Some(TokenPrice {
+            input: input?,
+            output: output?,
+        })
     }
 
     fn runtime(&mut self, name: &str, node: &Node) -> Option<Runtime> {

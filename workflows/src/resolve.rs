@@ -210,7 +210,7 @@ impl Resolver<'_> {
                     .system
                     .as_ref()
                     .map(|n| json(self, Some(n)).as_str().unwrap_or_default().to_owned());
-                let model_id = self.model_id(m.model.as_ref(), s);
+                let (model_id, price) = self.model(m.model.as_ref(), s);
                 let tools = m.tools.iter().filter_map(|t| self.gateway_tool(t)).collect();
                 if m.output_schema.as_ref().is_some_and(|schema| !schema.is_object()) {
                     let message = "`output_schema` must be a JSON Schema object";
@@ -232,6 +232,7 @@ impl Resolver<'_> {
                     tools,
                     max_tool_rounds: m.max_tool_rounds.unwrap_or(8),
                     output_schema: m.output_schema.clone(),
+                    price,
                 })
             }
             StepKindDef::Tool {
@@ -324,7 +325,8 @@ impl Resolver<'_> {
         StepBody::Task(action)
     }
 
-    fn model_id(&mut self, model: Option<&Spanned<String>>, s: &StepDef) -> String {
+    /// The step's model id and its prices, when named in `resources`.
+    fn model(&mut self, model: Option<&Spanned<String>>, s: &StepDef) -> (String, Option<TokenPrice>) {
         let Some(model) = model.or(self.def.defaults.model.as_ref()) else {
             let message = format!("step `{}` names no model", s.name.value);
             self.error(
@@ -334,18 +336,18 @@ impl Resolver<'_> {
                 "which model?",
                 "set `model:` on the step or in `defaults`",
             );
-            return String::new();
+            return (String::new(), None);
         };
-        if let Some(id) = self.def.resources.models.get(&model.value) {
-            return id.value.clone();
+        if let Some(named) = self.def.resources.models.get(&model.value) {
+            return (named.value.id.clone(), named.value.price);
         }
         if model.value.contains(['.', ':', '/']) {
-            return model.value.clone();
+            return (model.value.clone(), None);
         }
         let help = suggestion(&model.value, self.def.resources.models.keys().map(String::as_str));
         let message = format!("`{}` is neither a model alias nor a model id", model.value);
         self.error("garden::model", message, model.span, "unknown model", help);
-        String::new()
+        (String::new(), None)
     }
 
     fn gateway(&mut self, name: &Spanned<String>) -> Gateway {

@@ -79,10 +79,37 @@ pub struct Retry {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Resources {
-    /// Model aliases to Bedrock model ids.
-    pub models: Option<BTreeMap<String, String>>,
+    /// Model aliases to Bedrock model ids, with their prices when known.
+    pub models: Option<BTreeMap<String, Model>>,
     pub gateways: Option<BTreeMap<String, Gateway>>,
     pub runtimes: Option<BTreeMap<String, Runtime>>,
+}
+
+/// A Bedrock model id, or the id with the model's prices, from which the
+/// workers record what each call cost.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Model {
+    Id(String),
+    Priced(PricedModel),
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PricedModel {
+    /// The Bedrock model id (or inference profile).
+    pub id: String,
+    pub price_per_million_tokens: Option<TokenPrices>,
+}
+
+/// US dollars per million tokens, as the model's price list gives them.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenPrices {
+    #[schemars(range(min = 0))]
+    pub input: f64,
+    #[schemars(range(min = 0))]
+    pub output: f64,
 }
 
 /// An AgentCore Gateway (MCP over Streamable HTTP).

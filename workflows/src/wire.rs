@@ -285,6 +285,24 @@ pub struct ModelAction {
     /// When set, the answer must be JSON valid against this schema.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output_schema: Option<Value>,
+    /// The model's token prices, when `resources` gives them: the worker
+    /// records what each call cost.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price: Option<TokenPrice>,
+}
+
+/// A model's prices, in US dollars per million tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct TokenPrice {
+    pub input: f64,
+    pub output: f64,
+}
+
+impl TokenPrice {
+    /// US dollars for this many tokens.
+    pub fn cost(&self, input_tokens: u64, output_tokens: u64) -> f64 {
+        (input_tokens as f64 * self.input + output_tokens as f64 * self.output) / 1_000_000.0
+    }
 }
 
 fn default_tool_rounds() -> u32 {

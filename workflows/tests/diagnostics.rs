@@ -352,3 +352,58 @@ steps:
     assert_eq!(p.help.as_deref(), Some("did you mean `priority`?"));
     assert_eq!(p.line_col(), Some((9, 30)));
 }
+
+#[test]
+fn a_model_price_must_be_dollars_per_million_tokens() {
+    let d = problems(
+        "name: priced
+resources:
+  models:
+    cheap:
+      id: anthropic.claude-3-5-haiku-20241022-v1:0
+      price_per_million_tokens: { input: -1, outptu: 4 }
+steps:
+  a:
+    model: { model: cheap, prompt: hello }
+",
+    );
+    let negative = find(&d, "garden::type");
+    assert!(negative.message.contains("-1"), "{}", negative.message);
+    assert_at(negative, 6, 42, "-1");
+    assert!(
+        negative
+            .help
+            .as_deref()
+            .unwrap_or_default()
+            .contains("per million tokens")
+    );
+    let typo = find(&d, "garden::unknown-key");
+    assert_at(typo, 6, 46, "outptu");
+    assert!(typo.help.as_deref().unwrap_or_default().contains("output"));
+    assert!(
+        d.problems.iter().any(|p| p.message.contains("has no `output`")),
+        "the missing price is named too"
+    );
+}
+
+#[test]
+fn a_priced_model_carries_its_prices_to_the_worker() {
+    let compiled = common::compiled(
+        "name: priced
+resources:
+  models:
+    cheap:
+      id: anthropic.claude-3-5-haiku-20241022-v1:0
+      price_per_million_tokens: { input: 0.25, output: 1.25 }
+    plain: anthropic.claude-3-5-sonnet-20241022-v2:0
+steps:
+  a:
+    model: { model: cheap, prompt: hello }
+  b:
+    model: { model: plain, prompt: hello }
+",
+    );
+    let text = compiled.asl.to_string();
+    assert!(text.contains(r#""price":{"input":0.25,"output":1.25}"#), "{text}");
+    assert_eq!(text.matches(r#""price""#).count(), 1, "the unpriced model has none");
+}

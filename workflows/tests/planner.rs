@@ -264,3 +264,43 @@ proptest! {
         }
     }
 }
+
+/// A state by name anywhere in a definition, Parallel branches and Map
+/// iterations included.
+fn find_state<'a>(states: &'a Value, name: &str) -> Option<&'a Value> {
+    let states = states.as_object()?;
+    if let Some(state) = states.get(name) {
+        return Some(state);
+    }
+    states.values().find_map(|state| {
+        let branches = state["Branches"].as_array().into_iter().flatten();
+        let nested = branches.chain([&state["ItemProcessor"], &state["Iterator"]]);
+        nested
+            .into_iter()
+            .find_map(|machine| find_state(&machine["States"], name))
+    })
+}
+
+#[test]
+fn a_join_waits_as_long_as_its_dependencies_can_run() {
+    let n_shape = |before_a: &str| {
+        let text = format!(
+            "name: n-wait
+steps:
+  pause: {{ wait: {{ {before_a} }} }}
+  a: {{ needs: [pause], tool: {{ gateway: finance, name: calculate_npv, arguments: {{}} }}, timeout: 1m }}
+  b: {{ tool: {{ gateway: finance, name: calculate_irr, arguments: {{}} }}, timeout: 1m }}
+  c: {{ needs: [a, b], tool: {{ gateway: finance, name: calculate_npv, arguments: {{}} }}, timeout: 1m }}
+  d: {{ needs: [b], tool: {{ gateway: finance, name: calculate_irr, arguments: {{}} }}, timeout: 1m }}
+"
+        );
+        let compiled = common::compiled(&text);
+        assert_eq!(compiled.explain.gates.len(), 1, "{}", compiled.explain);
+        let join = find_state(&compiled.asl["States"], "Join c").expect("a Join state");
+        join["TimeoutSeconds"].as_u64().expect("a timeout")
+    };
+    // Two days of waiting and four one-minute steps: the gate outlasts them all.
+    assert!(n_shape("seconds: 172800") >= 172_800 + 4 * 60);
+    // A wait until a date has no bound the compiler knows: the longest there is.
+    assert_eq!(n_shape("until: \"2027-01-01T00:00:00Z\""), 365 * 24 * 3600);
+}

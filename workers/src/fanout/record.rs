@@ -179,6 +179,33 @@ pub async fn count(
     }
 }
 
+/// Claims, for one copy of item `index`, the right to send its successor:
+/// `true` for the first claim of this attempt, `false` after. Copies of an
+/// item that ran at the same time (SQS delivers at least once) would each
+/// send one and double the rest of the chain.
+pub async fn claim_handing_on(
+    ddb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    message: &TaskMessage,
+    index: u64,
+) -> Result<bool, StoreError> {
+    let shard = index / SHARD;
+    let claimed = write(
+        ddb,
+        table,
+        &message.job_id,
+        shard_sk(&message.step, message.attempt, shard),
+    )
+    .update_expression("SET expires_at = :expires ADD handed_on :handed")
+    .condition_expression("NOT contains(handed_on, :index)")
+    .expression_attribute_values(":expires", expires())
+    .expression_attribute_values(":index", n(index))
+    .expression_attribute_values(":handed", AttributeValue::Ns(vec![index.to_string()]))
+    .send()
+    .await;
+    Ok(conditional(claimed)?.is_some())
+}
+
 /// Counts a full shard into the fan-out (once). `None` when the fan-out
 /// belongs to another attempt.
 pub async fn close_shard(

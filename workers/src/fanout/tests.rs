@@ -429,6 +429,26 @@ async fn an_item_sends_its_successor_before_counting_itself() {
 }
 
 #[tokio::test]
+async fn a_copy_of_an_item_that_finished_second_leaves_the_fan_out_to_the_first() {
+    // SQS delivered item 0 twice and both copies ran: the other one claimed first.
+    let world = World::new(5)
+        .read("FANOUT#each", fan_record(&[]))
+        .write("FANOUT#each#0#000000", "ADD handed_on", None);
+    let (log, sent, ok) = world.deliver(&item_task(0)).await;
+    assert!(ok);
+    assert_eq!(lines(&log, "Converse"), ["Converse Item 0"], "this copy ran");
+    assert!(
+        sent.is_empty(),
+        "only the first copy sends item 2, so the chain is not doubled"
+    );
+    assert!(
+        lines(&log, "ADD done").is_empty(),
+        "the first copy counts the item; if it died, its message comes back"
+    );
+    assert!(lines(&log, "SendTask").is_empty());
+}
+
+#[tokio::test]
 async fn the_last_item_opens_the_fan_out_at_zero() {
     let opened = fan_record(&[
         ("remaining", n(0)),

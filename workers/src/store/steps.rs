@@ -60,6 +60,8 @@ pub struct StepItem {
     pub duration_ms: Option<u64>,
     pub input_tokens: Option<u64>,
     pub output_tokens: Option<u64>,
+    /// US dollars for the model tokens, at the prices the definition gave.
+    pub cost_usd: Option<f64>,
     pub error: Option<String>,
     pub cause: Option<String>,
     pub output: Option<Value>,
@@ -70,12 +72,14 @@ pub struct StepItem {
 }
 
 /// What a finished step cost.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct StepUsage {
     pub attempts: u32,
     pub duration_ms: u64,
     pub input_tokens: u64,
     pub output_tokens: u64,
+    /// US dollars for the tokens, when the model's prices are known.
+    pub cost_usd: Option<f64>,
 }
 
 impl StepItem {
@@ -100,6 +104,7 @@ impl StepItem {
             duration_ms: get_n(item, "duration_ms"),
             input_tokens: get_n(item, "input_tokens"),
             output_tokens: get_n(item, "output_tokens"),
+            cost_usd: get_n(item, "cost_usd"),
             error: get_s(item, "error"),
             cause: get_s(item, "cause"),
             output: get_json(item, "output"),
@@ -344,6 +349,11 @@ pub async fn finish_step(
         .expression_attribute_values(":input_tokens", n(usage.input_tokens))
         .expression_attribute_values(":output_tokens", n(usage.output_tokens))
         .expression_attribute_values(":result", s(result));
+    if let Some(cost) = usage.cost_usd {
+        // Nano-dollars are plenty, and keep float noise out of the item.
+        expression.push_str(", cost_usd = :cost");
+        builder = builder.expression_attribute_values(":cost", n((cost * 1e9).round() / 1e9));
+    }
     if text.len() <= CHUNK_BYTES {
         expression.push_str(", #output = :output REMOVE output_chunks, #error, cause");
         builder = builder.expression_attribute_values(":output", s(text));

@@ -275,6 +275,20 @@ async fn a_model_step_renders_runs_stores_and_answers() {
     let sent: Value = serde_json::from_str(&fixture.successes.lock().unwrap()[0]).unwrap();
     assert_eq!(sent, json!({"step": "outline", "exports": {"sections": []}}));
     assert_eq!(s(&finished, ":result"), fixture.successes.lock().unwrap()[0]);
+    assert!(!finished.contains_key(":cost"), "no prices, no cost");
+}
+
+#[tokio::test]
+async fn a_priced_model_step_records_what_its_tokens_cost() {
+    let fixture = Fixture::new(None);
+    let converse = mock!(Bedrock::converse).then_output(|| text_reply("An outline."));
+    let ctx = fixture.context(&[&converse]);
+    // 100 tokens in at $3 and 20 out at $15 per million: $0.0003 + $0.0003.
+    let priced = json!({"price": {"input": 3.0, "output": 15.0}});
+    step::handle(&ctx, event(&model_task("Plan", priced))).await;
+    let (expression, finished) = fixture.update_with("finished_at = :now").expect("step finished");
+    assert!(expression.contains("cost_usd = :cost"), "{expression}");
+    assert_eq!(n(&finished, ":cost"), "0.0006");
 }
 
 #[tokio::test]

@@ -5,9 +5,10 @@
 use serde_json::{Map, Value, json};
 
 use super::{Emitter, Scope, set_next};
+use crate::definition::WaitDef;
 use crate::plan::Gate;
 use crate::wire::{Action, FanOutAction, FinishedAction, GateAction, GateWait, StepSpec, TaskKind};
-use crate::workflow::{ForEach, Step};
+use crate::workflow::{ForEach, Step, StepBody};
 
 /// The longest a gate or fan-out waits (Step Functions' own limit is a year).
 const LONGEST_WAIT_SECS: u64 = 365 * 24 * 3600;
@@ -150,10 +151,20 @@ impl Emitter<'_> {
         }
     }
 
-    /// What a gate or a fan-out may wait: every step's timeout in turn, as no
-    /// wait can be longer than all the steps run one after another.
+    /// What a gate may wait: every step's longest run in turn, as no wait can
+    /// be longer than all the steps run one after another. A `for_each` (its
+    /// item count is known only at run time) or a `Wait` until a date has no
+    /// bound but the longest an execution may wait.
     fn longest_wait(&self) -> u64 {
-        let all: u64 = self.wf.steps.iter().map(|s| s.timeout_secs).sum();
+        let mut all: u64 = 0;
+        for step in &self.wf.steps {
+            let longest = match (&step.for_each, &step.body) {
+                (Some(_), _) | (None, StepBody::Wait(WaitDef::Until(_))) => return LONGEST_WAIT_SECS,
+                (None, StepBody::Wait(WaitDef::Seconds(secs))) => *secs,
+                (None, _) => step.timeout_secs,
+            };
+            all = all.saturating_add(longest);
+        }
         all.clamp(1, LONGEST_WAIT_SECS)
     }
 }
