@@ -111,6 +111,13 @@ fn a_wide_fan_out_runs_5000_items_once_each_in_order_within_its_window() {
         count as f64 / elapsed.as_secs_f64(),
         count as f64 / fan_secs.max(0.001),
     );
+
+    // No items: the fan-out answers at once, and the job's output, which
+    // reads the step's output, is an empty list rather than a missing one.
+    let empty = deployment.submit("wide-fanout", &json!({"count": 0}));
+    let status = deployment.wait_done(&empty, Duration::from_secs(120));
+    assert_eq!(status["job"]["status"], "SUCCEEDED", "{:#}", status["job"]);
+    assert_eq!(status["job"]["output"], json!([]));
 }
 
 /// SIGKILL the worker in the middle of a wide fan-out and start another:

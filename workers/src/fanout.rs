@@ -273,6 +273,7 @@ fn item_message(message: &TaskMessage, spec: &garden_workflows::wire::StepSpec, 
         spec: spec.clone(),
         exports: Vec::new(),
         fan: Some(fan.clone()),
+        lists: message.lists.clone(),
     };
     serde_json::to_string(&item).unwrap_or_default()
 }

@@ -73,8 +73,16 @@ impl Scope {
             if scope.steps.contains_key(step) {
                 continue;
             }
-            let output = store::step_output(ddb, table, &message.job_id, step)
-                .await?
+            let output = store::step_output(ddb, table, &message.job_id, step).await?;
+            // A `for_each` over no items leaves no records: its output is empty.
+            let output = output
+                .or_else(|| {
+                    message
+                        .lists
+                        .iter()
+                        .any(|l| l == step)
+                        .then(|| Value::Array(Vec::new()))
+                })
                 .ok_or_else(|| {
                     StepError::bad_reference(format!(
                         "step `{step}` has no stored output in job `{}`",

@@ -414,7 +414,34 @@ impl Emitter<'_> {
         if !exports.is_empty() {
             body.insert("exports".into(), serde_json::to_value(exports).unwrap_or_default());
         }
+        let lists = self.lists_read_by(step_name);
+        if !lists.is_empty() {
+            body.insert("lists".into(), lists.into());
+        }
         Value::Object(body)
+    }
+
+    /// The `for_each` steps that a step's templates may read (any, for the
+    /// job's output): a reference is a dependency, so they are among its deps.
+    fn lists_read_by(&self, step_name: &str) -> Vec<String> {
+        let is_list = |s: usize| self.wf.steps[s].for_each.is_some();
+        let name = |s: usize| self.wf.steps[s].name.clone();
+        if step_name == OUTPUT_STEP {
+            return (0..self.wf.steps.len()).filter(|&s| is_list(s)).map(name).collect();
+        }
+        let Some(step) = self.wf.steps.iter().find(|s| s.name == step_name) else {
+            return Vec::new();
+        };
+        let mut lists: Vec<String> = step
+            .deps
+            .iter()
+            .map(|&(d, _)| d)
+            .filter(|&d| is_list(d))
+            .map(name)
+            .collect();
+        lists.sort();
+        lists.dedup();
+        lists
     }
 
     fn task(&self, step: &Step, action: &Action, item: bool) -> Value {

@@ -114,6 +114,10 @@ pub struct TaskMessage {
     /// Set on one item of a wide fan-out ([`Action::FanOut`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fan: Option<FanItem>,
+    /// The `for_each` steps this step may read: their output is the list of
+    /// their items' outputs, `[]` when they had no items (and so no records).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lists: Vec<String>,
 }
 
 /// What the worker of one wide fan-out item needs beyond the step: how many
@@ -483,6 +487,7 @@ mod tests {
                 max_items: None,
             }],
             fan: None,
+            lists: Vec::new(),
         };
         let json = serde_json::to_value(&message).unwrap();
         assert_eq!(json["spec"]["kind"], "tool");

@@ -279,6 +279,33 @@ async fn a_model_step_renders_runs_stores_and_answers() {
 }
 
 #[tokio::test]
+async fn a_for_each_over_no_items_reads_as_an_empty_list() {
+    let fixture = Fixture::new(None);
+    let converse = mock!(Bedrock::converse)
+        .match_requests(|r| r.messages()[0].content()[0].as_text().unwrap() == "Found: []")
+        .then_output(|| text_reply("Nothing to summarise."));
+    let ctx = fixture.context(&[&converse]);
+    let mut task: Value = serde_json::from_str(&model_task("Found: {{ steps.gather.output }}", json!({}))).unwrap();
+    // `gather` ran no item, so it left no records to read.
+    step::handle(&ctx, event(&task.to_string())).await;
+    assert_eq!(
+        converse.num_calls(),
+        0,
+        "without `lists`, a step with no records is an error"
+    );
+    let failures = fixture.failures.lock().unwrap().clone();
+    assert_eq!(failures.len(), 1);
+    assert_eq!(failures[0].0, errors::BAD_REFERENCE);
+
+    let fixture = Fixture::new(None);
+    let ctx = fixture.context(&[&converse]);
+    task["lists"] = json!(["gather"]);
+    step::handle(&ctx, event(&task.to_string())).await;
+    assert_eq!(converse.num_calls(), 1, "the prompt rendered the empty list");
+    assert_eq!(fixture.successes.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
 async fn a_priced_model_step_records_what_its_tokens_cost() {
     let fixture = Fixture::new(None);
     let converse = mock!(Bedrock::converse).then_output(|| text_reply("An outline."));
