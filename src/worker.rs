@@ -111,3 +111,21 @@ async fn shutdown_signal() {
     }
     tracing::info!("shutting down: finishing in-flight messages");
 }
+
+#[cfg(test)]
+mod tests {
+    /// Workers fail a task on the delivery before SQS would move it to the
+    /// dead-letter queue, so they must count to the queues' own limit.
+    #[test]
+    fn workers_count_deliveries_to_the_deployed_limit() {
+        let spec = garden_infra::spec::CoreSpec::new("garden", garden_infra::spec::ScheduleRoute::Scheduler);
+        for queue in spec.queues.iter().filter(|q| q.kind.is_some()) {
+            assert_eq!(
+                queue.max_receive_count,
+                garden_workers::config::DEFAULT_MAX_RECEIVES,
+                "{}",
+                queue.name
+            );
+        }
+    }
+}

@@ -112,7 +112,14 @@ pub struct Settings {
     /// invisible that long, past most heartbeat timeouts. The local loop
     /// receives with ours already.
     pub visibility_at_start: bool,
+    /// Deliveries of a message before SQS moves it to the dead-letter queue
+    /// (`GARDEN_MAX_RECEIVES`, the queues' `maxReceiveCount`): a task that
+    /// fails on its last one fails its step instead, so that the job hears.
+    pub max_receives: u32,
 }
+
+/// The `maxReceiveCount` that `garden deploy` gives every queue.
+pub const DEFAULT_MAX_RECEIVES: u32 = 5;
 
 impl Default for Settings {
     fn default() -> Self {
@@ -131,6 +138,7 @@ impl Default for Settings {
             registry_ttl: Duration::from_secs(30),
             heartbeat_secs: 20,
             visibility_at_start: false,
+            max_receives: DEFAULT_MAX_RECEIVES,
         }
     }
 }
@@ -157,6 +165,9 @@ impl Settings {
         }
         if let Some(secs) = parse_env::<i32>("GARDEN_VISIBILITY_TIMEOUT")? {
             settings.visibility_timeout_secs = secs.clamp(10, 43_200);
+        }
+        if let Some(receives) = parse_env::<u32>("GARDEN_MAX_RECEIVES")? {
+            settings.max_receives = receives.max(1);
         }
         if let Some(secs) = parse_env::<u64>("GARDEN_SHUTDOWN_GRACE")? {
             settings.grace = Duration::from_secs(secs);

@@ -29,9 +29,58 @@ use crate::retry::with_retry;
 use crate::store::{self, StepStatus, StepUsage};
 
 /// Handles a batch of task messages; failed ones are reported for SQS to
-/// deliver again.
+/// deliver again, but on their last delivery before the dead-letter queue
+/// they fail their step ([`give_up`]).
 pub async fn handle(ctx: &Context, event: SqsEvent) -> SqsBatchResponse {
-    crate::batch::each_record(&event, "task message", |record| process(ctx, record)).await
+    crate::batch::each_record(&event, "task message", |record| async move {
+        match process(ctx, record).await {
+            Err(err) if receive_count(record) >= ctx.settings.max_receives => give_up(ctx, record, err).await,
+            done => done,
+        }
+    })
+    .await
+}
+
+/// How many times SQS has delivered this message (1 on the first delivery).
+fn receive_count(record: &SqsMessage) -> u32 {
+    (record.attributes.get("ApproximateReceiveCount"))
+        .and_then(|count| count.parse().ok())
+        .unwrap_or(1)
+}
+
+/// A task that failed on its last delivery would go to the dead-letter queue
+/// and leave its Task waiting for its timeout (a wide fan-out, for a year):
+/// instead its step fails with [`errors::WORKER_FAILED`] and the last error,
+/// for the step's `on_error`. A notice without a token or item has nothing to
+/// fail and goes to the dead-letter queue.
+async fn give_up(ctx: &Context, record: &SqsMessage, err: Retryable) -> Result<(), Retryable> {
+    let Ok(message) = serde_json::from_str::<TaskMessage>(record.body.as_deref().unwrap_or_default()) else {
+        return Err(err);
+    };
+    if message.token.is_empty() && message.fan.is_none() {
+        return Err(err);
+    }
+    let deliveries = receive_count(record);
+    tracing::error!(error = %err, deliveries, step = %message.step, "task failed on its last delivery: failing its step");
+    let error = StepError::terminal(
+        errors::WORKER_FAILED,
+        format!("the workers could not finish this task in {deliveries} deliveries; the last error: {err}"),
+    );
+    let cause = error.cause(&message.step);
+    let step_kind = matches!(
+        message.spec.action,
+        Action::Model(_) | Action::Tool(_) | Action::Agent(_) | Action::Approval(_)
+    );
+    // A step records its failure (an item, through its fan-out); control
+    // tasks keep no record of their own, and if the store is what fails, the
+    // Task still hears.
+    if step_kind && fail(ctx, &message, error, 0, 0).await.is_ok() {
+        return Ok(());
+    }
+    if message.token.is_empty() {
+        return Err(err);
+    }
+    send_failure(ctx, &message.token, errors::WORKER_FAILED, &cause).await
 }
 
 /// Handles one task message. `Ok` means the message is finished and can be

@@ -450,6 +450,9 @@ pub mod errors {
     /// The values a step hands to the state machine are over the Step
     /// Functions payload limit.
     pub const ANSWER_TOO_LARGE: &str = "Garden.AnswerTooLarge";
+    /// The workers kept failing on the task's message (DynamoDB, Step
+    /// Functions or SQS errors) until its last delivery.
+    pub const WORKER_FAILED: &str = "Garden.WorkerFailed";
 }
 
 #[cfg(test)]

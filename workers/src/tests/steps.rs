@@ -278,6 +278,51 @@ async fn a_model_step_renders_runs_stores_and_answers() {
     assert!(!finished.contains_key(":cost"), "no prices, no cost");
 }
 
+/// DynamoDB keeps refusing reads: the message comes back until its last
+/// delivery, which fails the step with the last error instead of leaving it
+/// to the dead-letter queue while the execution waits.
+#[tokio::test]
+async fn a_task_failing_on_its_last_delivery_fails_its_step() {
+    use aws_sdk_dynamodb::operation::get_item::GetItemError;
+    use aws_sdk_dynamodb::types::error::ProvisionedThroughputExceededException;
+
+    let refused = mock!(Ddb::get_item).then_error(|| {
+        GetItemError::ProvisionedThroughputExceededException(ProvisionedThroughputExceededException::builder().build())
+    });
+    for delivery in [1, 4, 5] {
+        let fixture = Fixture::new(None);
+        let mut ctx = Mocks {
+            ddb: std::iter::once(&refused).chain(&fixture.rules).collect(),
+            sfn: fixture.sfn_rules.iter().collect(),
+            ..Mocks::default()
+        }
+        .context();
+        ctx.settings.max_receives = 5;
+        let mut batch = event(&model_task("Plan", json!({})));
+        (batch.records[0].attributes).insert("ApproximateReceiveCount".into(), delivery.to_string());
+        let response = step::handle(&ctx, batch).await;
+        let failures = fixture.failures.lock().unwrap().clone();
+        if delivery < 5 {
+            assert_eq!(response.batch_item_failures.len(), 1, "delivery {delivery} comes back");
+            assert!(failures.is_empty(), "delivery {delivery}: {failures:?}");
+            continue;
+        }
+        assert!(response.batch_item_failures.is_empty(), "the last delivery is settled");
+        assert_eq!(failures.len(), 1);
+        assert_eq!(failures[0].0, errors::WORKER_FAILED);
+        assert!(failures[0].1.contains("in 5 deliveries"), "{}", failures[0].1);
+        assert!(
+            failures[0].1.contains("GetItem"),
+            "the last error is named: {}",
+            failures[0].1
+        );
+        let (_, failed) = fixture
+            .update_with("#error = :error")
+            .expect("the step is recorded as failed");
+        assert_eq!(s(&failed, ":error"), errors::WORKER_FAILED);
+    }
+}
+
 #[tokio::test]
 async fn a_for_each_over_no_items_reads_as_an_empty_list() {
     let fixture = Fixture::new(None);
