@@ -256,7 +256,8 @@ impl Clients {
 }
 
 /// Everything a handler needs: settings, clients and the caches that outlive
-/// one message (workflow registry, MCP sessions, OAuth tokens, queue URLs).
+/// one message (workflow registry, MCP sessions, OAuth tokens, queue URLs,
+/// the outputs the items of a fan-out read).
 pub struct Context {
     pub settings: Settings,
     pub clients: Clients,
@@ -264,6 +265,7 @@ pub struct Context {
     pub(crate) registry: Registry,
     pub(crate) gateways: tool::Gateways,
     pub(crate) runtimes: agent::Runtimes,
+    pub(crate) outputs: crate::render::OutputCache,
     queue_urls: Mutex<HashMap<String, String>>,
 }
 
@@ -280,6 +282,7 @@ impl Context {
             clients,
             gateways: tool::Gateways::new(http.clone()).with_signing(signing),
             runtimes: agent::Runtimes::default(),
+            outputs: crate::render::OutputCache::default(),
             http,
             queue_urls: Mutex::new(HashMap::new()),
         }

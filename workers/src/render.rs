@@ -3,7 +3,8 @@
 //! element) and `job` (`id`, `workflow`). Only what the step's templates name
 //! is loaded.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
 
 use garden_workflows::template::{self, Path};
 use garden_workflows::wire::TaskMessage;
@@ -32,6 +33,45 @@ impl From<StepError> for Fault {
 impl From<crate::error::StoreError> for Fault {
     fn from(err: crate::error::StoreError) -> Self {
         Fault::Retry(Retryable::Store(err))
+    }
+}
+
+/// Finished steps' outputs, as the items of a fan-out read them: every item
+/// reads the same `for_each` list (for a wide source, every record of it), so
+/// without this a fan-out of n items over a list of n reads it n times. A
+/// finished output never changes, so nothing goes stale; the oldest entry
+/// leaves first.
+#[derive(Default)]
+pub(crate) struct OutputCache {
+    entries: Mutex<VecDeque<(OutputKey, Arc<Value>)>>,
+}
+
+/// The job and the step.
+type OutputKey = (String, String);
+
+/// Outputs kept at once (per worker process).
+const CACHED_OUTPUTS: usize = 16;
+
+impl OutputCache {
+    fn get(&self, key: &OutputKey) -> Option<Arc<Value>> {
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        entries.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
+    }
+
+    fn put(&self, key: OutputKey, value: Arc<Value>) {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if entries.iter().any(|(k, _)| *k == key) {
+            return;
+        }
+        if entries.len() == CACHED_OUTPUTS {
+            entries.pop_front();
+        }
+        entries.push_back((key, value));
+    }
+
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 }
 
@@ -73,7 +113,7 @@ impl Scope {
             if scope.steps.contains_key(step) {
                 continue;
             }
-            let output = store::step_output(ddb, table, &message.job_id, step).await?;
+            let output = step_output(ctx, message, step).await?;
             // A `for_each` over no items leaves no records: its output is empty.
             let output = output
                 .or_else(|| {
@@ -145,6 +185,24 @@ impl Scope {
 
 fn len(value: &Value) -> usize {
     value.as_array().map_or(0, Vec::len)
+}
+
+/// A step's stored output; for an item of a `for_each`, from the worker's
+/// [`OutputCache`] when another item read it already.
+async fn step_output(ctx: &Context, message: &TaskMessage, step: &str) -> Result<Option<Value>, Fault> {
+    let (ddb, table) = (&ctx.clients.ddb, ctx.settings.table.as_str());
+    if message.item.is_none() {
+        return Ok(store::step_output(ddb, table, &message.job_id, step).await?);
+    }
+    let key = (message.job_id.clone(), step.to_owned());
+    if let Some(output) = ctx.outputs.get(&key) {
+        return Ok(Some((*output).clone()));
+    }
+    let output = store::step_output(ddb, table, &message.job_id, step).await?;
+    if let Some(output) = &output {
+        ctx.outputs.put(key, Arc::new(output.clone()));
+    }
+    Ok(output)
 }
 
 #[cfg(test)]

@@ -521,6 +521,28 @@ async fn a_for_each_item_reads_its_element() {
     assert_eq!(sent["item"], 1);
 }
 
+/// Every item reads the same list: the worker reads it from DynamoDB once.
+#[tokio::test]
+async fn the_items_of_a_for_each_read_their_list_once_per_worker() {
+    let fixture = Fixture::new(None);
+    let converse = mock!(Bedrock::converse).then_output(|| text_reply("ok"));
+    let ctx = fixture.context(&[&converse]);
+    let mut body: Value = serde_json::from_str(&model_task(
+        "Write {{ item }}",
+        json!({"for_each": "{{ steps.earlier.output.sections }}"}),
+    ))
+    .unwrap();
+    for index in 0..3 {
+        body["item"] = json!(index);
+        step::handle(&ctx, event(&body.to_string())).await;
+    }
+    assert_eq!(converse.num_calls(), 3);
+    assert_eq!(fixture.successes.lock().unwrap().len(), 3);
+    let earlier = &fixture.rules[1];
+    assert_eq!(earlier.num_calls(), 1, "the list is read once, not once per item");
+    assert_eq!(ctx.outputs.len(), 1);
+}
+
 #[tokio::test]
 async fn a_duplicate_delivery_answers_again_without_the_provider() {
     let stored = item(&[
