@@ -152,22 +152,14 @@ pub async fn count(
     total: u64,
     index: u64,
 ) -> Result<i64, StoreError> {
-    let shard = index / SHARD;
-    let counted = write(
-        ddb,
-        table,
-        &message.job_id,
-        shard_sk(&message.step, message.attempt, shard),
-    )
-    .update_expression("SET remaining = if_not_exists(remaining, :size) - :one, expires_at = :expires ADD done :done")
-    .condition_expression("NOT contains(done, :index)")
-    .expression_attribute_values(":size", n(shard_size(total, shard)))
-    .expression_attribute_values(":one", n(1))
-    .expression_attribute_values(":expires", expires())
-    .expression_attribute_values(":index", n(index))
-    .expression_attribute_values(":done", AttributeValue::Ns(vec![index.to_string()]))
-    .send()
-    .await;
+    let counted = add_to_shard(ddb, table, message, index, "done")
+        .update_expression(
+            "SET remaining = if_not_exists(remaining, :size) - :one, expires_at = :expires ADD done :set",
+        )
+        .expression_attribute_values(":size", n(shard_size(total, index / SHARD)))
+        .expression_attribute_values(":one", n(1))
+        .send()
+        .await;
     match conditional(counted)? {
         Some(item) => Ok(get_n(&item, "remaining").unwrap_or(0)),
         None => {
@@ -189,21 +181,28 @@ pub async fn claim_handing_on(
     message: &TaskMessage,
     index: u64,
 ) -> Result<bool, StoreError> {
-    let shard = index / SHARD;
-    let claimed = write(
-        ddb,
-        table,
-        &message.job_id,
-        shard_sk(&message.step, message.attempt, shard),
-    )
-    .update_expression("SET expires_at = :expires ADD handed_on :handed")
-    .condition_expression("NOT contains(handed_on, :index)")
-    .expression_attribute_values(":expires", expires())
-    .expression_attribute_values(":index", n(index))
-    .expression_attribute_values(":handed", AttributeValue::Ns(vec![index.to_string()]))
-    .send()
-    .await;
+    let claimed = add_to_shard(ddb, table, message, index, "handed_on")
+        .update_expression("SET expires_at = :expires ADD handed_on :set")
+        .send()
+        .await;
     Ok(conditional(claimed)?.is_some())
+}
+
+/// A write to item `index`'s shard that adds `index` (`:set`) to the number
+/// set `set`, only if it is not there yet; the caller gives the expression.
+fn add_to_shard(
+    ddb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    message: &TaskMessage,
+    index: u64,
+    set: &str,
+) -> UpdateItemFluentBuilder {
+    let sk = shard_sk(&message.step, message.attempt, index / SHARD);
+    write(ddb, table, &message.job_id, sk)
+        .condition_expression(format!("NOT contains({set}, :index)"))
+        .expression_attribute_values(":expires", expires())
+        .expression_attribute_values(":index", n(index))
+        .expression_attribute_values(":set", AttributeValue::Ns(vec![index.to_string()]))
 }
 
 /// Counts a full shard into the fan-out (once). `None` when the fan-out
