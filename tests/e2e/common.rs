@@ -7,10 +7,20 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+/// Held by the tests that time the engine (the DAGs) and by those that load
+/// the stack most (the wide fan-outs), so that timings measure the engine and
+/// not the other tests.
+static HEAVY_OR_TIMED: Mutex<()> = Mutex::new(());
+
+/// Runs the rest of the calling test without the other heavy or timed tests.
+pub fn alone() -> MutexGuard<'static, ()> {
+    HEAVY_OR_TIMED.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 pub const LOCALSTACK: &str = "http://127.0.0.1:4566";
 pub const STANDIN: &str = "http://127.0.0.1:4610";

@@ -27,6 +27,7 @@ const TOOL_CONCURRENCY: u64 = 16;
 
 #[test]
 fn a_wide_fan_out_runs_5000_items_once_each_in_order_within_its_window() {
+    let _alone = alone();
     let count = items();
     let mut deployment = Deployment::with_files("fan", &[&test_definition("wide-fanout")]);
     deployment.worker_env = vec![("GARDEN_CONCURRENCY_TOOL".into(), TOOL_CONCURRENCY.to_string())];
@@ -125,6 +126,7 @@ fn a_wide_fan_out_runs_5000_items_once_each_in_order_within_its_window() {
 /// completes with every item once, in order, with no message left behind.
 #[test]
 fn a_wide_fan_out_survives_a_killed_worker() {
+    let _alone = alone();
     const COUNT: usize = 400;
     let mut deployment = Deployment::with_files("fk", &[&test_definition("wide-fanout")]);
     deployment.worker_env = vec![("GARDEN_CONCURRENCY_TOOL".into(), TOOL_CONCURRENCY.to_string())];
