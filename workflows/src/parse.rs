@@ -465,11 +465,19 @@ impl Reader<'_> {
 
     /// `alias: model-id`, or `alias: { id, price_per_million_tokens: { input, output } }`.
     fn model(&mut self, alias: &str, node: &Node) -> Option<Model> {
-        if let Kind::Str(id, _) = &node.kind {
-            return Some(Model {
-                id: id.clone(),
-                price: None,
-            });
+        match &node.kind {
+            Kind::Str(id, _) => {
+                return Some(Model {
+                    id: id.clone(),
+                    price: None,
+                });
+            }
+            Kind::Map(_) => {}
+            _ => {
+                let help = "write the Bedrock model id, or `{ id: ..., price_per_million_tokens: { input: ..., output: ... } }`";
+                self.wrong_type(node, "a model id or a mapping", help);
+                return None;
+            }
         }
         let what = format!("model `{alias}`");
         let fields = self.fields(node, MODEL_RESOURCE, &what)?;
@@ -482,7 +490,7 @@ impl Reader<'_> {
     }
 
     fn price(&mut self, what: &str, node: &Node) -> Option<TokenPrice> {
-        let what = format!("the prices of {what}");
+        let what = format!("`price_per_million_tokens` of {what}");
         let fields = self.fields(node, PRICE, &what)?;
         let mut dollars = |key: &str| {
             let at = self.required(&fields, key, node, &what)?;

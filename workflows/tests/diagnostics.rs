@@ -384,6 +384,26 @@ steps:
         d.problems.iter().any(|p| p.message.contains("has no `output`")),
         "the missing price is named too"
     );
+
+    let d = problems(
+        "name: priced
+resources:
+  models:
+    cheap: 42
+steps:
+  a:
+    model: { model: cheap, prompt: hello }
+",
+    );
+    let p = find(&d, "garden::type");
+    assert_eq!(p.message, "expected a model id or a mapping, found an integer");
+    assert_at(p, 4, 12, "42");
+    assert!(
+        p.help
+            .as_deref()
+            .unwrap_or_default()
+            .contains("price_per_million_tokens")
+    );
 }
 
 #[test]
