@@ -193,18 +193,16 @@ impl FunctionDeployer {
     ) -> Result<()> {
         let name = &function.name;
         let sha = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(&zip));
-        let max_receives = (core.spec.queues.iter())
-            .find(|queue| queue.name == function.queue)
-            .map_or(5, |queue| queue.max_receive_count);
-        let environment = Environment::builder()
-            .set_variables(Some(HashMap::from([
-                ("GARDEN_PREFIX".to_owned(), core.spec.prefix.clone()),
-                ("GARDEN_TABLE".to_owned(), core.spec.table.clone()),
-                // The worker fails a task on its last delivery before the DLQ.
-                ("GARDEN_MAX_RECEIVES".to_owned(), max_receives.to_string()),
-                ("AWS_LAMBDA_LOG_FORMAT".to_owned(), "JSON".to_owned()),
-            ])))
-            .build();
+        let mut variables = HashMap::from([
+            ("GARDEN_PREFIX".to_owned(), core.spec.prefix.clone()),
+            ("GARDEN_TABLE".to_owned(), core.spec.table.clone()),
+            ("AWS_LAMBDA_LOG_FORMAT".to_owned(), "JSON".to_owned()),
+        ]);
+        // The worker fails a task on its last delivery before the DLQ.
+        if let Some(queue) = core.spec.queues.iter().find(|queue| queue.name == function.queue) {
+            variables.insert("GARDEN_MAX_RECEIVES".to_owned(), queue.max_receive_count.to_string());
+        }
+        let environment = Environment::builder().set_variables(Some(variables)).build();
         let current = match self.lambda.get_function().function_name(name).send().await {
             Ok(out) => out.configuration,
             Err(err) if is_code(&err, &["ResourceNotFoundException"]) => None,

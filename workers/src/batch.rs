@@ -6,6 +6,13 @@ use std::future::Future;
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 
+/// How many times SQS has delivered this message (1 on the first delivery).
+pub fn receive_count(record: &SqsMessage) -> u32 {
+    (record.attributes.get("ApproximateReceiveCount"))
+        .and_then(|count| count.parse().ok())
+        .unwrap_or(1)
+}
+
 /// Runs `process` on every record; a record whose run fails is listed in the
 /// response, with `what` naming it in the log.
 pub async fn each_record<'e, F, Fut, T, E>(event: &'e SqsEvent, what: &str, process: F) -> SqsBatchResponse

@@ -190,13 +190,9 @@ async fn receive(ctx: &Context, queue: &Queue, max: i32) -> Result<Vec<Message>,
 
 /// Runs one message through its handler and settles it with SQS.
 pub async fn handle_one(ctx: &Context, queue: &Queue, message: Message) {
-    let receive_count: u32 = message
-        .attributes()
-        .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1);
     let receipt = message.receipt_handle.clone().unwrap_or_default();
     let record = to_record(queue, message);
+    let receive_count = crate::batch::receive_count(&record);
     let mut event = SqsEvent::default();
     event.records.push(record);
     let response = match queue.kind {

@@ -34,18 +34,13 @@ use crate::store::{self, StepStatus, StepUsage};
 pub async fn handle(ctx: &Context, event: SqsEvent) -> SqsBatchResponse {
     crate::batch::each_record(&event, "task message", |record| async move {
         match process(ctx, record).await {
-            Err(err) if receive_count(record) >= ctx.settings.max_receives => give_up(ctx, record, err).await,
+            Err(err) if crate::batch::receive_count(record) >= ctx.settings.max_receives => {
+                give_up(ctx, record, err).await
+            }
             done => done,
         }
     })
     .await
-}
-
-/// How many times SQS has delivered this message (1 on the first delivery).
-fn receive_count(record: &SqsMessage) -> u32 {
-    (record.attributes.get("ApproximateReceiveCount"))
-        .and_then(|count| count.parse().ok())
-        .unwrap_or(1)
 }
 
 /// A task that failed on its last delivery would go to the dead-letter queue
@@ -60,7 +55,7 @@ async fn give_up(ctx: &Context, record: &SqsMessage, err: Retryable) -> Result<(
     if message.token.is_empty() && message.fan.is_none() {
         return Err(err);
     }
-    let deliveries = receive_count(record);
+    let deliveries = crate::batch::receive_count(record);
     tracing::error!(error = %err, deliveries, step = %message.step, "task failed on its last delivery: failing its step");
     let error = StepError::terminal(
         errors::WORKER_FAILED,
@@ -380,12 +375,9 @@ fn answer(message: &TaskMessage, output: &Value, checked: bool) -> Result<String
     };
     let text = serde_json::to_string(&result).unwrap_or_default();
     if checked && text.len() > MAX_ANSWER_BYTES {
-        let mut sizes: Vec<(usize, &str)> = (result.exports.iter())
-            .map(|(name, value)| (value.to_string().len(), name.as_str()))
-            .collect();
-        sizes.sort_unstable_by(|a, b| b.cmp(a));
-        let largest = sizes
-            .first()
+        let largest = (result.exports.iter())
+            .map(|(name, value)| (value.to_string().len(), name))
+            .max()
             .map(|(bytes, name)| format!("`{name}` {bytes} bytes"))
             .unwrap_or_default();
         return Err(StepError::terminal(
