@@ -293,7 +293,7 @@ impl Reader<'_> {
         if parsed.is_none() {
             let problem = Problem::error("garden::duration", "this is not a duration")
                 .at(self.file, node.span, "expected a duration")
-                .help("write a duration such as `30s`, `10m`, `1h30m` or `500ms`");
+                .help("write a duration such as `30s`, `10m`, `1h30m`, `2d` or `500ms`");
             self.problem(problem);
         }
         parsed
@@ -373,9 +373,13 @@ impl Reader<'_> {
         };
         for (key, value) in fields.get("models").map(|n| self.map_entries(n)).unwrap_or_default() {
             let alias = key.as_str().unwrap_or_default().to_owned();
-            if let Some(model) = self.model(&alias, &value) {
-                out.models.insert(alias, Spanned::new(model, key.span));
-            }
+            // A model written wrongly is still named, so that the steps using
+            // it are not also told that it does not exist.
+            let model = self.model(&alias, &value).unwrap_or(Model {
+                id: String::new(),
+                price: None,
+            });
+            out.models.insert(alias, Spanned::new(model, key.span));
         }
         for (key, value) in fields.get("gateways").map(|n| self.map_entries(n)).unwrap_or_default() {
             let name = key.as_str().unwrap_or_default().to_owned();
@@ -496,7 +500,7 @@ impl Reader<'_> {
             let at = self.required(&fields, key, node, &what)?;
             let value = self.float(at)?;
             if value < 0.0 || !value.is_finite() {
-                let problem = Problem::error("garden::type", format!("a price of {value} dollars"))
+                let problem = Problem::error("garden::type", format!("a price is 0 or more, not {value}"))
                     .at(self.file, at.span, "not a price")
                     .help("write US dollars per million tokens, such as `0.80`");
                 self.problem(problem);

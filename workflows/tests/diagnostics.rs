@@ -404,6 +404,11 @@ steps:
             .unwrap_or_default()
             .contains("price_per_million_tokens")
     );
+    assert!(
+        d.find("garden::model").is_none(),
+        "the step using `cheap` is not told it does not exist: {:?}",
+        d.problems.iter().map(|p| &p.message).collect::<Vec<_>>()
+    );
 }
 
 #[test]
